@@ -1,0 +1,138 @@
+"""Small random-weight models built from ComfyUI's own classes (no weights are downloaded)."""
+
+from __future__ import annotations
+
+import torch
+from harness import setup_host
+
+CONTEXT_DIM = 32
+POOLED_DIM = 1280  # SDXL's pooled CLIP-G size, fixed by its adm layout
+
+
+def _base_unet_config(**over) -> dict:
+    cfg = dict(
+        use_checkpoint=False,
+        image_size=32,
+        in_channels=4,
+        out_channels=4,
+        model_channels=32,
+        use_spatial_transformer=True,
+        legacy=False,
+        context_dim=CONTEXT_DIM,
+        use_linear_in_transformer=False,
+        adm_in_channels=None,
+        use_temporal_attention=False,
+    )
+    cfg.update(over)
+    return cfg
+
+
+def sd15_unet_config() -> dict:
+    # SD1.5 block layout: attention at input 1,2,4,5,7,8, middle 0, output 3..11 (depth 1 each).
+    # ComfyUI consumes transformer_depth_output from the end, so output 0 takes the last entry.
+    return _base_unet_config(
+        num_res_blocks=2,
+        channel_mult=[1, 2, 2, 2],
+        transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+        transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+        transformer_depth_middle=1,
+    )
+
+
+def sdxl_unet_config() -> dict:
+    # SDXL layout: input 4,5 depth 2; input 7,8 depth 10; middle depth 10; output 0..2 depth 10, 3..5 depth 2.
+    return _base_unet_config(
+        num_res_blocks=2,
+        channel_mult=[1, 2, 2],
+        transformer_depth=[0, 0, 2, 2, 10, 10],
+        transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10],
+        transformer_depth_middle=10,
+        use_linear_in_transformer=True,
+        adm_in_channels=2816,
+        num_classes="sequential",
+    )
+
+
+def init_weights(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """ComfyUI's layers skip initialisation; give every layer torch's default init, seeded."""
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+             torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.Embedding)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in module.modules():
+            for kind in kinds:
+                if isinstance(m, kind):
+                    kind.reset_parameters(m)
+                    break
+    return module
+
+
+def _patcher(model):
+    import comfy.model_patcher
+
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def _with_heads(model_config, head_channels: int = 16):
+    model_config.unet_config.update(num_heads=-1, num_head_channels=head_channels)
+    return model_config
+
+
+def build_sd15(v_prediction: bool = False, seed: int = 0):
+    """SD1.5-layout UNet (eps, or v-prediction like SD2 768-v) wrapped in a ModelPatcher."""
+    setup_host()
+    import comfy.model_base
+    import comfy.supported_models
+
+    if v_prediction:
+        mc = _with_heads(comfy.supported_models.SD20(dict(sd15_unet_config(), use_linear_in_transformer=True)))
+        model = comfy.model_base.BaseModel(mc, model_type=comfy.model_base.ModelType.V_PREDICTION)
+    else:
+        mc = _with_heads(comfy.supported_models.SD15(sd15_unet_config()))
+        model = comfy.model_base.BaseModel(mc, model_type=comfy.model_base.ModelType.EPS)
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def build_sdxl(seed: int = 0):
+    setup_host()
+    import comfy.model_base
+    import comfy.supported_models
+
+    mc = _with_heads(comfy.supported_models.SDXL(sdxl_unet_config()))
+    model = comfy.model_base.SDXL(mc, model_type=comfy.model_base.ModelType.EPS)
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def build_vae(seed: int = 0):
+    """A small AutoencoderKL (8x downscale, 4 latent channels) through comfy.sd.VAE."""
+    setup_host()
+    import comfy.sd
+
+    ddconfig = {
+        "double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3,
+        "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+    }
+    vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": ddconfig}})
+    init_weights(vae.first_stage_model, seed)
+    return vae
+
+
+def sd15_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    pos = [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), {}]]
+    neg = [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), {}]]
+    return pos, neg
+
+
+def sdxl_conds(seed: int = 0, tokens: int = 8, size: int = 256, batch: int = 1):
+    g = torch.Generator().manual_seed(seed)
+
+    def one():
+        extra = {"pooled_output": torch.randn(batch, POOLED_DIM, generator=g), "width": size, "height": size,
+                 "crop_w": 0, "crop_h": 0, "target_width": size, "target_height": size}
+        return [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), extra]]
+
+    return one(), one()
