@@ -1,0 +1,20 @@
+"""Exact inversion of images along a diffusion sampling schedule (torch only; ComfyUI objects come in as
+a ``denoise(x, sigma)`` callable)."""
+
+from .ddim import invert_ddim, sample_ddim
+from .edit_friendly import invert_edit_friendly, sample_edit_friendly
+from .steps import ancestral_sigmas, euler_step, posterior_mean
+from .trajectory import METHODS, Inversion, ModelFingerprint
+
+__all__ = [
+    "METHODS",
+    "Inversion",
+    "ModelFingerprint",
+    "ancestral_sigmas",
+    "euler_step",
+    "invert_ddim",
+    "invert_edit_friendly",
+    "posterior_mean",
+    "sample_ddim",
+    "sample_edit_friendly",
+]

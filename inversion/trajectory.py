@@ -1,0 +1,100 @@
+"""The result of an inversion: one light object a later node can use and check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+METHODS = ("ddpm_edit_friendly", "ddim")
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """What an inversion was made with, so a later node can refuse a mismatch with a clear message."""
+
+    family: str  # "sd1", "sd2", "sdxl"
+    prediction: str  # "eps" or "v"
+    model_class: str  # ComfyUI model_config class name, e.g. "SD15"
+    model_id: int  # id() of the underlying comfy BaseModel (shared by clones of one loaded checkpoint)
+
+    def describe(self) -> str:
+        return f"{self.model_class} ({self.family}, {self.prediction}-prediction)"
+
+
+@dataclass
+class Inversion:
+    """Latents of an inverted image along a sampling schedule (ComfyUI sampling space).
+
+    ``latents[i]`` (shape ``[B, C, H, W]``) sits at ``sigmas[i]``; ``latents[-1]`` is the clean latent.
+    ``residuals[i]`` (edit-friendly only) is what the DDPM sampler adds on step ``i -> i+1``.
+    Sampling starts at ``start_step`` (the authors skip 32 of 100 steps).
+    """
+
+    method: str
+    sigmas: torch.Tensor
+    latents: torch.Tensor
+    residuals: torch.Tensor | None
+    start_step: int
+    eta: float
+    cfg: float
+    fingerprint: ModelFingerprint
+    scheduler: str = "normal"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method: {self.method!r} is not one of {METHODS}")
+        if self.latents.shape[0] != len(self.sigmas):
+            raise ValueError("latents: one latent per sigma expected")
+        if not 0 <= self.start_step < self.steps:
+            raise ValueError(f"start_step: {self.start_step} outside 0..{self.steps - 1}")
+
+    @property
+    def steps(self) -> int:
+        return len(self.sigmas) - 1
+
+    @property
+    def batch(self) -> int:
+        return self.latents.shape[1]
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.latents.shape[2:])
+
+    def start_latent(self) -> torch.Tensor:
+        return self.latents[self.start_step]
+
+    def sampling_sigmas(self) -> torch.Tensor:
+        return self.sigmas[self.start_step :]
+
+    def nearest_step(self, sigma: float) -> tuple[int, float]:
+        """Index of the stored sigma nearest to ``sigma`` (in log space) and the relative distance."""
+        s = self.sigmas[:-1].double().clamp(min=1e-8)
+        target = max(float(sigma), 1e-8)
+        dist = (s.log() - torch.log(torch.tensor(target, dtype=torch.float64))).abs()
+        i = int(torch.argmin(dist))
+        return i, abs(float(s[i]) - target) / target
+
+    def select(self, index: int) -> Inversion:
+        """The inversion of one image of the batch."""
+        pick = slice(index, index + 1)
+        return replace(
+            self,
+            latents=self.latents[:, pick],
+            residuals=None if self.residuals is None else self.residuals[:, pick],
+        )
+
+    def to(self, device=None, dtype=None) -> Inversion:
+        return replace(
+            self,
+            latents=self.latents.to(device=device, dtype=dtype),
+            residuals=None if self.residuals is None else self.residuals.to(device=device, dtype=dtype),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.method} inversion of {self.batch} image(s), latent {list(self.latent_shape)}, "
+            f"{self.steps} steps ({self.scheduler}), start at step {self.start_step}, cfg {self.cfg}, "
+            f"model {self.fingerprint.describe()}"
+        )

@@ -1,0 +1,81 @@
+"""Run the pack's own sampling loops inside ComfyUI's standard sampling stack.
+
+Both the inversion and the transfer sampler are k-diffusion-style functions handed to
+``comfy.samplers.KSAMPLER`` and run through ``comfy.sample.sample_custom``: ComfyUI then does what it does
+for any sampler (loads the model, encodes conditioning, CFG, model patches and wrappers, latent
+in/out scaling), and our loop only decides which sigmas to visit and what to add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import torch
+
+
+class Progress:
+    """ComfyUI progress bar + interruption check, callable as ``progress(done, total)``."""
+
+    def __init__(self, total: int):
+        self.bar = comfy.utils.ProgressBar(total)
+        self.total = total
+
+    def __call__(self, done: int, total: int):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        self.bar.update_absolute(done, total)
+
+
+def schedule(model, scheduler: str, steps: int) -> torch.Tensor:
+    """The sampling sigmas ComfyUI's KSampler would use (descending, ending in 0)."""
+    ms = model.get_model_object("model_sampling")
+    return comfy.samplers.calculate_sigmas(ms, scheduler, steps).cpu().float()
+
+
+def run_loop(
+    model,
+    loop: Callable,
+    sigmas: torch.Tensor,
+    positive,
+    negative,
+    cfg: float,
+    latent: torch.Tensor,
+    seed: int = 0,
+):
+    """Run ``loop(denoise, x, sigmas) -> x`` as a sampler. ``x`` starts at ``process_latent_in(latent)``.
+
+    ``denoise(x, sigma)`` is ComfyUI's CFG-combined x0 prediction (the patched model, if patched).
+    Returns the loop's result in VAE latent space (``process_latent_out``).
+    """
+
+    def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+
+        def denoise(xx, sigma):
+            s = sigma.to(xx.device, torch.float32).reshape(()) * xx.new_ones([xx.shape[0]])
+            return model_k(xx, s, **extra_args)
+
+        return loop(denoise, x, sigmas)
+
+    def sampler_function_no_grad(*args, **kwargs):
+        with torch.no_grad():
+            return sampler_function(*args, **kwargs)
+
+    sampler = comfy.samplers.KSAMPLER(sampler_function_no_grad)
+    if hasattr(comfy.sample, "fix_empty_latent_channels"):
+        latent = comfy.sample.fix_empty_latent_channels(model, latent)
+    noise = torch.zeros_like(latent, device="cpu")
+    return comfy.sample.sample_custom(
+        model, noise, cfg, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=seed
+    )
+
+
+def latent_in(model, latent: torch.Tensor) -> torch.Tensor:
+    return model.model.process_latent_in(latent)
+
+
+def latent_out(model, latent: torch.Tensor) -> torch.Tensor:
+    return model.model.process_latent_out(latent)

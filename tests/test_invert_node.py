@@ -1,0 +1,124 @@
+"""DDIM Invert Reference through the real ComfyUI sampler on tiny UNets."""
+
+from __future__ import annotations
+
+import pytest
+import tiny_models
+import torch
+from harness import pack_module
+
+STEPS = 8
+
+
+def _latent(seed=0, batch=1, size=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 4, size, size, generator=g) * 2.0
+
+
+def _reconstruct(model, inv, pos, neg, cfg):
+    """Sample with the stored noise maps from the start step (what the transfer sampler does with no patch)."""
+    import inversion as inv_mod  # torch-only package, on sys.path through the tests
+
+    sampling = pack_module("nodes.sampling")
+    res = inv.residuals[inv.start_step:]
+
+    def loop(denoise, x, sig):
+        x0 = inv.start_latent().to(x)
+        return inv_mod.sample_edit_friendly(denoise, x0, sig.to(x.device), res.to(x))
+
+    return sampling.run_loop(model, loop, inv.sampling_sigmas(), pos, neg, cfg,
+                             torch.zeros(inv.batch, *inv.latent_shape))
+
+
+def _invert(model, latent, **kw):
+    node = pack_module("nodes.invert")
+    args = dict(steps=STEPS, cfg=3.5, method="ddpm_edit_friendly", skip_steps=2, scheduler="ddim_uniform", seed=0)
+    args.update(kw)
+    pos, neg = kw.pop("conds", None) or tiny_models.sd15_conds()
+    args.pop("conds", None)
+    return node.invert(model, pos, neg, latent, **args), pos, neg
+
+
+@pytest.fixture(autouse=True)
+def _on_path():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.mark.parametrize("cfg", [3.5, 1.0])
+def test_edit_friendly_reconstructs_exactly(sd15, cfg):
+    lat = _latent()
+    inv, pos, neg = _invert(sd15, lat, cfg=cfg)
+    assert inv.latents.shape == (STEPS + 1, 1, 4, 16, 16) and inv.residuals.shape == (STEPS, 1, 4, 16, 16)
+    out = _reconstruct(sd15, inv, pos, neg, cfg)
+    assert (out - lat).abs().max() <= 1e-4
+
+
+def test_edit_friendly_v_prediction(sd15_v):
+    lat = _latent(1)
+    inv, pos, neg = _invert(sd15_v, lat)
+    assert inv.fingerprint.prediction == "v" and inv.fingerprint.family == "sd2"
+    out = _reconstruct(sd15_v, inv, pos, neg, 3.5)
+    assert (out - lat).abs().max() <= 1e-4
+
+
+def test_batch_of_two(sd15):
+    lat = _latent(2, batch=2)
+    inv, pos, neg = _invert(sd15, lat)
+    assert inv.batch == 2
+    out = _reconstruct(sd15, inv, pos, neg, 3.5)
+    assert (out - lat).abs().max() <= 1e-4
+    single, _, _ = _invert(sd15, lat[1:2])
+    # the noise draw is per batch, so compare the noise-free parts: the clean latents agree
+    assert torch.allclose(single.latents[-1], inv.latents[-1, 1:2])
+
+
+def test_ddim_round_trip_with_refinement(sd15):
+    import comfy.sample
+
+    lat = _latent(3)
+    pos, neg = tiny_models.sd15_conds()
+    errs = []
+    for refine in (0, 2):
+        inv, _, _ = _invert(sd15, lat, method="ddim", refine_steps=refine, skip_steps=0, cfg=1.0, conds=(pos, neg))
+        start = pack_module("nodes.sampling").latent_out(sd15, inv.start_latent())
+        out = comfy.sample.sample(sd15, torch.zeros_like(lat), STEPS, 1.0, "euler", "ddim_uniform", pos, neg, start,
+                                  disable_noise=True, start_step=0, last_step=STEPS, force_full_denoise=True,
+                                  seed=0, disable_pbar=True)
+        errs.append(float((out - lat).abs().max()))
+    assert errs[1] < errs[0], errs
+
+
+def test_node_outputs_start_latent(sd15):
+    node = pack_module("nodes.invert").DDIMInvertReference()
+    pos, neg = tiny_models.sd15_conds()
+    lat = _latent(4)
+    inv, start = node.run(sd15, pos, {"samples": lat}, STEPS, 3, 3.5, "ddpm_edit_friendly", "ddim_uniform", 0,
+                          negative=neg)
+    assert inv.start_step == 3
+    expect = sd15.model.process_latent_out(inv.latents[3])
+    assert torch.allclose(start["samples"], expect)
+
+
+def test_node_refuses_bad_inputs(sd15):
+    mod = pack_module("nodes.invert")
+    node = mod.DDIMInvertReference()
+    pos, _ = tiny_models.sd15_conds()
+    assert "skip_steps" in mod.DDIMInvertReference.VALIDATE_INPUTS(steps=10, skip_steps=10)
+    with pytest.raises(ValueError, match="negative"):
+        node.run(sd15, pos, {"samples": _latent()}, STEPS, 2, 3.5, "ddim", "normal", 0)
+    with pytest.raises(ValueError, match="method"):
+        mod.invert(sd15, pos, pos, _latent(), STEPS, 1.0, "bogus", 2)
+    with pytest.raises(ValueError, match="latent"):
+        mod.invert(sd15, pos, pos, torch.zeros(4, 8, 8), STEPS, 1.0, "ddim", 2)
+
+
+def test_original_model_untouched(sd15):
+    before = {k: v.clone() for k, v in sd15.model.state_dict().items()}
+    opts = repr(sd15.model_options)
+    _invert(sd15, _latent(5))
+    assert repr(sd15.model_options) == opts
+    after = sd15.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
