@@ -1,0 +1,390 @@
+// Pure logic of the Eye-for-an-eye viewer: no DOM, no ComfyUI import, no side effects.
+// ComfyUI loads every .js file of the pack's web directory as a module, so this file only
+// declares constants and functions. Rects are {x, y, w, h} in CSS pixels; grids are [h, w].
+
+export const EXTENSION_NAME = "eye_for_an_eye.viewer";
+export const SAMPLER_NODE = "E4EAppearanceTransferSampler";
+export const PATCH_NODE = "E4ESemanticMatchPatch";
+export const CUSTOM_LAYERS = "custom";
+
+const BLOCK_LIMITS = { input: 11, middle: 0, output: 11 };
+
+// ---------------------------------------------------------------- src decoding
+
+function base64ToBytes(b64) {
+  const clean = String(b64).replace(/\s+/g, "");
+  if (typeof globalThis.atob === "function") {
+    let bin;
+    try {
+      bin = globalThis.atob(clean);
+    } catch {
+      throw new Error("src is not valid base64");
+    }
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+  if (typeof globalThis.Buffer === "function") {
+    const buf = globalThis.Buffer.from(clean, "base64");
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  throw new Error("no base64 decoder (atob or Buffer) in this environment");
+}
+
+/** Base64 of a little-endian Int32 array -> Int32Array (checked against expectedLength if given). */
+export function decodeSrc(b64, expectedLength) {
+  if (typeof b64 !== "string") throw new Error("src must be a base64 string");
+  const bytes = base64ToBytes(b64);
+  if (bytes.length % 4 !== 0) throw new Error(`src has ${bytes.length} bytes, not a multiple of 4`);
+  const n = bytes.length / 4;
+  if (expectedLength != null && n !== expectedLength) {
+    throw new Error(`src has ${n} entries, expected ${expectedLength} (grid h*w)`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = view.getInt32(i * 4, true);
+  return out;
+}
+
+const isPosInt = (v) => Number.isInteger(v) && v > 0;
+const isGrid = (g) => Array.isArray(g) && g.length === 2 && isPosInt(g[0]) && isPosInt(g[1]);
+
+/** Validate one e4e_correspondence entry; returns a normalised entry or throws with a clear message. */
+export function parseEntry(raw) {
+  if (!raw || typeof raw !== "object") throw new Error("entry is not an object");
+  if (!isGrid(raw.grid)) throw new Error("entry.grid must be [h, w] with positive integers");
+  const refGrids = raw.ref_grids;
+  if (!Array.isArray(refGrids) || refGrids.length === 0 || !refGrids.every(isGrid)) {
+    throw new Error("entry.ref_grids must be a non-empty list of [h, w]");
+  }
+  const nRefs = raw.n_refs ?? refGrids.length;
+  if (nRefs !== refGrids.length) throw new Error(`n_refs is ${nRefs} but ref_grids has ${refGrids.length}`);
+  const [h, w] = raw.grid;
+  const refs = Array.isArray(raw.references) ? raw.references : [];
+  return {
+    grid: [h, w],
+    refGrids: refGrids.map((g) => [g[0], g[1]]),
+    nRefs,
+    src: decodeSrc(raw.src, h * w),
+    layer: typeof raw.layer === "string" ? raw.layer : null,
+    step: Number.isFinite(raw.step) ? raw.step : null,
+    target: raw.target ?? null,
+    output: raw.output ?? null,
+    references: refGrids.map((_, r) => refs[r] ?? null),
+  };
+}
+
+/** Parse the message list; bad entries become errors instead of throwing. */
+export function parseEntries(list) {
+  const entries = [];
+  const errors = [];
+  if (!Array.isArray(list)) return { entries, errors: list == null ? [] : ["e4e_correspondence is not a list"] };
+  list.forEach((raw, i) => {
+    try {
+      entries.push(parseEntry(raw));
+    } catch (err) {
+      errors.push(`image ${i + 1}: ${err.message}`);
+    }
+  });
+  return { entries, errors };
+}
+
+// ---------------------------------------------------------------- geometry
+
+/** Letterboxed "contain" fit of an imgW x imgH image in box, centred. */
+export function fitContain(box, imgW, imgH) {
+  if (!box || !(box.w > 0) || !(box.h > 0) || !(imgW > 0) || !(imgH > 0)) return null;
+  const s = Math.min(box.w / imgW, box.h / imgH);
+  const w = imgW * s;
+  const h = imgH * s;
+  return { x: box.x + (box.w - w) / 2, y: box.y + (box.h - h) / 2, w, h };
+}
+
+/** Pointer (px, py) over the image content rect -> token {index, x, y} of grid [h, w], or null. */
+export function pointToToken(px, py, rect, grid) {
+  if (!rect || !(rect.w > 0) || !(rect.h > 0) || !isGrid(grid)) return null;
+  const u = (px - rect.x) / rect.w;
+  const v = (py - rect.y) / rect.h;
+  if (!(u >= 0 && u <= 1 && v >= 0 && v <= 1)) return null; // also rejects NaN
+  const [h, w] = grid;
+  const x = Math.min(w - 1, Math.floor(u * w));
+  const y = Math.min(h - 1, Math.floor(v * h));
+  return { index: y * w + x, x, y };
+}
+
+/** Pointer over a box showing an image of imageSize [w, h] (default: the grid's shape) -> token or null. */
+export function pointerToToken(px, py, box, grid, imageSize) {
+  if (!isGrid(grid)) return null;
+  const [iw, ih] = imageSize && imageSize[0] > 0 && imageSize[1] > 0 ? imageSize : [grid[1], grid[0]];
+  return pointToToken(px, py, fitContain(box, iw, ih), grid);
+}
+
+/** Rect of token index on the displayed image rect, or null when out of range. */
+export function tokenRect(index, grid, rect) {
+  if (!rect || !isGrid(grid) || !Number.isInteger(index)) return null;
+  const [h, w] = grid;
+  if (index < 0 || index >= h * w) return null;
+  const x = index % w;
+  const y = Math.floor(index / w);
+  return { x: rect.x + (x * rect.w) / w, y: rect.y + (y * rect.h) / h, w: rect.w / w, h: rect.h / h };
+}
+
+/** Pixel centre of token index on the displayed image rect, or null. */
+export function tokenCentre(index, grid, rect) {
+  const r = tokenRect(index, grid, rect);
+  return r ? { x: r.x + r.w / 2, y: r.y + r.h / 2 } : null;
+}
+
+// ---------------------------------------------------------------- correspondence
+
+/** Start offset of each reference in the concatenated token list, plus the total at the end. */
+export function refOffsets(refGrids) {
+  const out = [0];
+  for (const g of refGrids || []) out.push(out[out.length - 1] + g[0] * g[1]);
+  return out;
+}
+
+/** Flat src index -> {ref, index, x, y} in that reference's grid; null for -1, out of range, non-integer. */
+export function locateSource(flat, refGrids) {
+  if (!Number.isInteger(flat) || flat < 0 || !Array.isArray(refGrids)) return null;
+  let offset = 0;
+  for (let r = 0; r < refGrids.length; r++) {
+    const [hr, wr] = refGrids[r];
+    const n = hr * wr;
+    if (flat < offset + n) {
+      const index = flat - offset;
+      return { ref: r, index, x: index % wr, y: Math.floor(index / wr) };
+    }
+    offset += n;
+  }
+  return null;
+}
+
+/** Flat src index -> pixel centre {ref, x, y} in refRects[ref] (displayed reference content rect). */
+export function sourceToPoint(flat, refGrids, refRects) {
+  const loc = locateSource(flat, refGrids);
+  if (!loc || !refRects || !refRects[loc.ref]) return null;
+  const c = tokenCentre(loc.index, refGrids[loc.ref], refRects[loc.ref]);
+  return c ? { ref: loc.ref, x: c.x, y: c.y } : null;
+}
+
+/** Target token indices whose source lies in reference ref within radius (Chebyshev) of refIndex. */
+export function matchedTargets(src, refGrids, ref, refIndex, radius = 0) {
+  const out = [];
+  if (!src || !Array.isArray(refGrids) || !refGrids[ref]) return out;
+  const [hr, wr] = refGrids[ref];
+  if (!Number.isInteger(refIndex) || refIndex < 0 || refIndex >= hr * wr) return out;
+  const offset = refOffsets(refGrids)[ref];
+  const cx = refIndex % wr;
+  const cy = Math.floor(refIndex / wr);
+  const rad = Math.max(0, Math.floor(radius) || 0);
+  for (let i = 0; i < src.length; i++) {
+    const m = src[i] - offset;
+    if (m < 0 || m >= hr * wr) continue;
+    if (Math.abs((m % wr) - cx) <= rad && Math.abs(Math.floor(m / wr) - cy) <= rad) out.push(i);
+  }
+  return out;
+}
+
+/** Inverse lookup: centres {index, x, y} on the target rect of all target tokens matched to that spot. */
+export function inverseLookup(src, grid, refGrids, ref, refIndex, targetRect, radius = 0) {
+  const out = [];
+  for (const i of matchedTargets(src, refGrids, ref, refIndex, radius)) {
+    const c = tokenCentre(i, grid, targetRect);
+    if (c) out.push({ index: i, x: c.x, y: c.y });
+  }
+  return out;
+}
+
+/** Share of target tokens per reference; unmatched (-1) and invalid (out of range) counted apart. */
+export function matchSummary(src, refGrids) {
+  const total = src ? src.length : 0;
+  const counts = (refGrids || []).map(() => 0);
+  let unmatched = 0;
+  let invalid = 0;
+  for (let i = 0; i < total; i++) {
+    const v = src[i];
+    if (v === -1) {
+      unmatched++;
+      continue;
+    }
+    const loc = locateSource(v, refGrids);
+    if (loc) counts[loc.ref]++;
+    else invalid++;
+  }
+  const share = (c) => (total ? c / total : 0);
+  const matched = counts.reduce((a, b) => a + b, 0);
+  return {
+    total,
+    matched,
+    unmatched,
+    invalid,
+    matchedShare: share(matched),
+    perRef: counts.map((count, ref) => ({ ref, count, share: share(count) })),
+  };
+}
+
+const pct = (x) => `${Math.round(x * 100)}%`;
+
+/** Caption text of a summary, e.g. "ref 1 42% · ref 2 18% · unmatched 40%". */
+export function formatSummary(s) {
+  if (!s || !s.total) return "no tokens";
+  const parts = s.perRef.map((p) => `ref ${p.ref + 1} ${pct(p.share)}`);
+  parts.push(`unmatched ${pct(s.unmatched / s.total)}`);
+  if (s.invalid) parts.push(`invalid ${s.invalid}`);
+  return parts.join(" · ");
+}
+
+// ---------------------------------------------------------------- layers widget
+
+/**
+ * "output.6-11, output.3, input.7" -> {layers: [["output", 6], ..., ["output", 3], ["input", 7]], error: null}.
+ * Bad input -> {layers: [], error: "<clear message>"}. Duplicates are dropped, order kept.
+ */
+export function parseCustomLayers(text) {
+  const fail = (error) => ({ layers: [], error });
+  if (typeof text !== "string" || !text.trim()) {
+    return fail('custom_layers is empty: write blocks like "output.6-11, output.3"');
+  }
+  const layers = [];
+  const seen = new Set();
+  for (const raw of text.split(/[,;]/)) {
+    const item = raw.trim();
+    if (!item) continue;
+    const m = /^([a-z]+)\s*\.?\s*(\d+)(?:\s*-\s*(\d+))?$/i.exec(item);
+    if (!m) return fail(`"${item}" is not a layer: use block.index or block.first-last, e.g. output.6-11`);
+    const block = m[1].toLowerCase();
+    if (!(block in BLOCK_LIMITS)) return fail(`"${item}": unknown block "${m[1]}" (use input, middle or output)`);
+    const a = Number(m[2]);
+    const b = m[3] === undefined ? a : Number(m[3]);
+    if (b < a) return fail(`"${item}": range goes backwards (write ${block}.${b}-${a})`);
+    const max = BLOCK_LIMITS[block];
+    if (b > max) return fail(`"${item}": ${block} blocks go from 0 to ${max}`);
+    for (let i = a; i <= b; i++) {
+      const key = `${block}.${i}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        layers.push([block, i]);
+      }
+    }
+  }
+  if (!layers.length) return fail('custom_layers names no layer: write e.g. "output.6-11"');
+  return { layers, error: null };
+}
+
+/** [["output", 6], ["output", 7], ["input", 7]] or ["output.6", ...] -> "output.6-7, input.7". */
+export function formatLayers(layers) {
+  const items = (layers || [])
+    .map((l) => (Array.isArray(l) ? l : String(l).split(".")))
+    .map(([b, i]) => [String(b), Number(i)])
+    .filter(([, i]) => Number.isInteger(i));
+  const parts = [];
+  for (let k = 0; k < items.length; ) {
+    let j = k;
+    while (j + 1 < items.length && items[j + 1][0] === items[k][0] && items[j + 1][1] === items[j][1] + 1) j++;
+    const [b, first] = items[k];
+    parts.push(j > k ? `${b}.${first}-${items[j][1]}` : `${b}.${first}`);
+    k = j + 1;
+  }
+  return parts.join(", ");
+}
+
+/** Which optional widgets of the patch node are shown for a `layers` combo value. */
+export function layerWidgetVisibility(layersValue) {
+  return { custom_layers: layersValue === CUSTOM_LAYERS };
+}
+
+/** One-line description of an e4e_model message entry. */
+export function describeModel(info) {
+  if (!info || typeof info !== "object") return "";
+  const parts = [];
+  if (info.family) parts.push(String(info.family).toUpperCase());
+  const layers = formatLayers(info.layers);
+  if (layers) parts.push(layers);
+  if (Array.isArray(info.steps) && info.steps.length === 2) parts.push(`steps ${info.steps[0]}-${info.steps[1]}`);
+  return parts.join(" · ");
+}
+
+// ---------------------------------------------------------------- display helpers
+
+/** Distinct, deterministic colour of reference r (golden-angle hues). */
+export function refColour(r, alpha = 1) {
+  const a = Math.min(1, Math.max(0, Number.isFinite(alpha) ? alpha : 1));
+  if (!Number.isInteger(r) || r < 0) return `hsla(0, 0%, 60%, ${a})`;
+  const hue = Math.round((25 + r * 137.508) % 360);
+  return `hsla(${hue}, 85%, 60%, ${a})`;
+}
+
+/** ComfyUI /view path of an image ref {filename, subfolder, type}, or null. */
+export function viewPath(image) {
+  if (!image || typeof image.filename !== "string" || !image.filename) return null;
+  const enc = encodeURIComponent;
+  return `/view?filename=${enc(image.filename)}&subfolder=${enc(image.subfolder ?? "")}&type=${enc(image.type ?? "output")}`;
+}
+
+/** Boxes of the viewer: target on the left, references stacked in a column on the right. */
+export function layoutPanels(width, height, nRefs, gap = 6) {
+  const n = Math.max(1, Math.floor(nRefs) || 1);
+  if (!(width > 0) || !(height > 0)) return null;
+  const leftW = Math.max(0, (width - gap) * 0.6);
+  const rightW = Math.max(0, width - gap - leftW);
+  const cellH = Math.max(0, (height - gap * (n - 1)) / n);
+  const refs = [];
+  for (let r = 0; r < n; r++) refs.push({ x: leftW + gap, y: r * (cellH + gap), w: rightW, h: cellH });
+  return { target: { x: 0, y: 0, w: leftW, h: height }, refs };
+}
+
+/** Index of the box containing (px, py), or -1. */
+export function hitBox(px, py, boxes) {
+  return (boxes || []).findIndex((b) => b && px >= b.x && px <= b.x + b.w && py >= b.y && py <= b.y + b.h);
+}
+
+/** Boxes and letterboxed content rects of one entry drawn in width x height; sizes = {target, refs} as [w, h]. */
+export function sceneRects(width, height, entry, sizes = {}) {
+  if (!entry) return null;
+  const lay = layoutPanels(width, height, entry.nRefs);
+  if (!lay) return null;
+  const dims = (s, g) => (Array.isArray(s) && s[0] > 0 && s[1] > 0 ? s : [g[1], g[0]]);
+  const ts = dims(sizes.target, entry.grid);
+  return {
+    width,
+    height,
+    targetBox: lay.target,
+    targetRect: fitContain(lay.target, ts[0], ts[1]),
+    refBoxes: lay.refs,
+    refRects: lay.refs.map((b, r) => {
+      const s = dims(sizes.refs && sizes.refs[r], entry.refGrids[r]);
+      return fitContain(b, s[0], s[1]);
+    }),
+  };
+}
+
+/** What the pointer is over: {kind: "target", token, source} | {kind: "ref", ref, token} | null. */
+export function hoverAt(px, py, scene, entry) {
+  if (!scene || !entry) return null;
+  const t = pointToToken(px, py, scene.targetRect, entry.grid);
+  if (t) return { kind: "target", token: t.index, source: entry.src[t.index] };
+  for (let r = 0; r < entry.refGrids.length; r++) {
+    const tok = pointToToken(px, py, scene.refRects[r], entry.refGrids[r]);
+    if (tok) return { kind: "ref", ref: r, token: tok.index };
+  }
+  return null;
+}
+
+/** Info line of the patch node: resolved model info after a run, else the parsed custom layers. */
+export function patchInfo(layersValue, customText, model) {
+  if (model) return { text: describeModel(model), error: false };
+  if (layersValue !== CUSTOM_LAYERS) return { text: "", error: false };
+  const { layers, error } = parseCustomLayers(customText);
+  return error ? { text: error, error: true } : { text: `custom: ${formatLayers(layers)}`, error: false };
+}
+
+/** Caption of the viewer: matched share per reference, layer, step, batch position. */
+export function entryCaption(entry, index = 0, count = 1) {
+  if (!entry) return "no correspondence yet: run the sampler";
+  const parts = [formatSummary(matchSummary(entry.src, entry.refGrids))];
+  if (entry.layer) parts.push(entry.layer);
+  if (entry.step != null) parts.push(`step ${entry.step}`);
+  if (count > 1) parts.push(`image ${index + 1}/${count}`);
+  return parts.join(" · ");
+}

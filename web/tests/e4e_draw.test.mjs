@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { drawMessage, drawViewer } from "../js/e4e_draw.js";
+import { parseEntry, sceneRects, tokenRect } from "../js/e4e_logic.js";
+import { fakeContext, sampleRaw } from "./helpers.mjs";
+
+const entry = parseEntry(sampleRaw());
+const scene = sceneRects(206, 100, entry);
+const names = (ctx) => ctx.calls.map((c) => c[0]);
+const balanced = (ctx) => {
+  const n = names(ctx);
+  assert.equal(n.filter((x) => x === "save").length, n.filter((x) => x === "restore").length);
+};
+
+describe("drawViewer", () => {
+  test("no images: placeholders, ref frames and labels, balanced save/restore", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, {});
+    const n = names(ctx);
+    assert.ok(n.includes("clearRect"));
+    assert.ok(!n.includes("drawImage"));
+    const texts = ctx.calls.filter((c) => c[0] === "fillText").map((c) => c[1]);
+    assert.ok(texts.includes("ref 1") && texts.includes("ref 2") && texts.includes("target"));
+    assert.ok(texts.includes("no preview"));
+    balanced(ctx);
+  });
+
+  test("loaded images are drawn into their letterboxed rects", () => {
+    const img = { naturalWidth: 30, naturalHeight: 20 };
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, { targetImage: img, refImages: [img, null], targetLabel: "output", clear: false });
+    const draws = ctx.calls.filter((c) => c[0] === "drawImage");
+    assert.equal(draws.length, 2);
+    const t = scene.targetRect;
+    assert.deepEqual(draws[0].slice(2), [t.x, t.y, t.w, t.h]);
+    assert.ok(!names(ctx).includes("clearRect"));
+    assert.ok(ctx.calls.some((c) => c[0] === "fillText" && c[1] === "output"));
+  });
+
+  test("overlay tints every matched target token (not the -1 one)", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, { overlay: true });
+    const tinted = ctx.calls.filter((c) => c[0] === "fillRect" && ctx.calls.indexOf(c) > 0);
+    for (let i = 1; i < 6; i++) {
+      const r = tokenRect(i, entry.grid, scene.targetRect);
+      assert.ok(tinted.some((c) => c[1] === r.x && c[2] === r.y && c[3] === r.w), `token ${i} not tinted`);
+    }
+    const r0 = tokenRect(0, entry.grid, scene.targetRect);
+    const fills0 = tinted.filter((c) => c[1] === r0.x && c[2] === r0.y && c[3] === r0.w && c[4] === r0.h);
+    assert.equal(fills0.length, 0);
+  });
+
+  test("hover over a matched target token draws a marker on the reference", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, { hover: { kind: "target", token: 5, source: 3 } });
+    assert.ok(names(ctx).includes("arc"));
+    balanced(ctx);
+  });
+
+  test("hover over an unmatched or invalid token writes a note, no marker", () => {
+    for (const [source, re] of [
+      [-1, /no match/],
+      [99, /bad index 99/],
+    ]) {
+      const ctx = fakeContext();
+      drawViewer(ctx, scene, entry, { hover: { kind: "target", token: 0, source } });
+      assert.ok(!names(ctx).includes("arc"));
+      assert.ok(ctx.calls.some((c) => c[0] === "fillText" && re.test(c[1])));
+    }
+  });
+
+  test("hover over a reference marks the target tokens that copy it", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, { hover: { kind: "ref", ref: 0, token: 3 } });
+    assert.ok(ctx.calls.some((c) => c[0] === "fillText" && c[1] === "2 target tokens copy this spot"));
+    balanced(ctx);
+  });
+
+  test("missing inputs draw nothing and do not throw", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, null, entry);
+    drawViewer(ctx, scene, null);
+    drawViewer(null, scene, entry);
+    assert.equal(ctx.calls.length, 0);
+  });
+});
+
+describe("drawMessage", () => {
+  test("fills and writes the text", () => {
+    const ctx = fakeContext();
+    drawMessage(ctx, 100, 50, "hello");
+    assert.ok(ctx.calls.some((c) => c[0] === "fillText" && c[1] === "hello"));
+    balanced(ctx);
+  });
+  test("zero size or no context is a no-op", () => {
+    const ctx = fakeContext();
+    drawMessage(ctx, 0, 50, "x");
+    drawMessage(null, 10, 10, "x");
+    assert.equal(ctx.calls.length, 0);
+  });
+});

@@ -1,0 +1,387 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import * as L from "../js/e4e_logic.js";
+import { encodeSrc, sampleRaw } from "./helpers.mjs";
+
+const near = (a, b, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
+const REF_GRIDS = [
+  [2, 2],
+  [1, 3],
+];
+
+describe("decodeSrc", () => {
+  test("decodes little-endian int32 including -1 and large values", () => {
+    const values = [-1, 0, 1, 255, 256, 65536, 2147483647, -2147483648];
+    assert.deepEqual(Array.from(L.decodeSrc(encodeSrc(values))), values);
+  });
+
+  test("checks the expected length", () => {
+    assert.equal(L.decodeSrc(encodeSrc([1, 2, 3]), 3).length, 3);
+    assert.throws(() => L.decodeSrc(encodeSrc([1, 2, 3]), 4), /3 entries, expected 4/);
+  });
+
+  test("empty string is an empty array", () => {
+    assert.equal(L.decodeSrc("").length, 0);
+  });
+
+  test("rejects byte counts that are not a multiple of 4", () => {
+    assert.throws(() => L.decodeSrc(Buffer.from([1, 2, 3]).toString("base64")), /not a multiple of 4/);
+  });
+
+  test("rejects non-strings and bad base64", () => {
+    assert.throws(() => L.decodeSrc(null), /base64 string/);
+    assert.throws(() => L.decodeSrc("@@@!"), /base64/);
+  });
+
+  test("tolerates whitespace and line breaks", () => {
+    const b64 = encodeSrc([7, -1, 9]);
+    const wrapped = `${b64.slice(0, 5)}\n ${b64.slice(5)}`;
+    assert.deepEqual(Array.from(L.decodeSrc(wrapped)), [7, -1, 9]);
+  });
+
+  test("falls back to Buffer when atob is missing", () => {
+    const saved = globalThis.atob;
+    try {
+      delete globalThis.atob;
+      assert.equal(typeof globalThis.atob, "undefined");
+      assert.deepEqual(Array.from(L.decodeSrc(encodeSrc([5, -1, 42]))), [5, -1, 42]);
+    } finally {
+      globalThis.atob = saved;
+    }
+  });
+});
+
+describe("parseEntry / parseEntries", () => {
+  test("normalises a valid entry", () => {
+    const e = L.parseEntry(sampleRaw());
+    assert.deepEqual(e.grid, [2, 3]);
+    assert.deepEqual(e.refGrids, REF_GRIDS);
+    assert.equal(e.nRefs, 2);
+    assert.deepEqual(Array.from(e.src), [-1, 0, 3, 4, 6, 3]);
+    assert.equal(e.layer, "output.9");
+    assert.equal(e.step, 67);
+    assert.equal(e.references.length, 2);
+    assert.equal(e.references[1], null);
+    assert.equal(e.output, null);
+  });
+
+  test("missing references list becomes nulls, missing n_refs is inferred", () => {
+    const raw = sampleRaw();
+    delete raw.references;
+    delete raw.n_refs;
+    const e = L.parseEntry(raw);
+    assert.deepEqual(e.references, [null, null]);
+    assert.equal(e.nRefs, 2);
+  });
+
+  test("rejects bad shapes with clear messages", () => {
+    assert.throws(() => L.parseEntry(null), /not an object/);
+    assert.throws(() => L.parseEntry(sampleRaw({ grid: [2] })), /grid/);
+    assert.throws(() => L.parseEntry(sampleRaw({ grid: [0, 3] })), /grid/);
+    assert.throws(() => L.parseEntry(sampleRaw({ ref_grids: [] })), /ref_grids/);
+    assert.throws(() => L.parseEntry(sampleRaw({ ref_grids: [[2, "x"]] })), /ref_grids/);
+    assert.throws(() => L.parseEntry(sampleRaw({ n_refs: 3 })), /n_refs is 3/);
+    assert.throws(() => L.parseEntry(sampleRaw({ src: encodeSrc([1, 2]) })), /expected 6/);
+  });
+
+  test("parseEntries keeps good entries and reports bad ones", () => {
+    const { entries, errors } = L.parseEntries([sampleRaw(), { grid: "x" }]);
+    assert.equal(entries.length, 1);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0], /^image 2: /);
+  });
+
+  test("parseEntries on missing or non-list data", () => {
+    assert.deepEqual(L.parseEntries(undefined), { entries: [], errors: [] });
+    assert.deepEqual(L.parseEntries(null), { entries: [], errors: [] });
+    assert.equal(L.parseEntries({}).errors.length, 1);
+  });
+});
+
+describe("fitContain", () => {
+  test("wide image in a square box is letterboxed top and bottom", () => {
+    assert.deepEqual(L.fitContain({ x: 0, y: 0, w: 100, h: 100 }, 200, 100), { x: 0, y: 25, w: 100, h: 50 });
+  });
+  test("tall image in a wide box is pillarboxed and keeps the box offset", () => {
+    assert.deepEqual(L.fitContain({ x: 10, y: 20, w: 300, h: 100 }, 50, 100), { x: 135, y: 20, w: 50, h: 100 });
+  });
+  test("degenerate inputs give null", () => {
+    assert.equal(L.fitContain(null, 1, 1), null);
+    assert.equal(L.fitContain({ x: 0, y: 0, w: 0, h: 10 }, 1, 1), null);
+    assert.equal(L.fitContain({ x: 0, y: 0, w: 10, h: 10 }, 0, 1), null);
+  });
+});
+
+describe("pointToToken / pointerToToken", () => {
+  const rect = { x: 10, y: 20, w: 60, h: 40 }; // grid [2, 3]: tokens are 20 x 20
+  test("maps to row-major tokens", () => {
+    assert.deepEqual(L.pointToToken(11, 21, rect, [2, 3]), { index: 0, x: 0, y: 0 });
+    assert.deepEqual(L.pointToToken(35, 21, rect, [2, 3]), { index: 1, x: 1, y: 0 });
+    assert.deepEqual(L.pointToToken(69, 59, rect, [2, 3]), { index: 5, x: 2, y: 1 });
+  });
+  test("far edges clamp into the last token", () => {
+    assert.deepEqual(L.pointToToken(70, 60, rect, [2, 3]), { index: 5, x: 2, y: 1 });
+  });
+  test("outside the rect, NaN, bad grid give null", () => {
+    assert.equal(L.pointToToken(9.9, 30, rect, [2, 3]), null);
+    assert.equal(L.pointToToken(30, 60.1, rect, [2, 3]), null);
+    assert.equal(L.pointToToken(NaN, 30, rect, [2, 3]), null);
+    assert.equal(L.pointToToken(30, 30, rect, [0, 3]), null);
+    assert.equal(L.pointToToken(30, 30, null, [2, 3]), null);
+  });
+  test("letterbox margins give null, content maps to tokens", () => {
+    const box = { x: 0, y: 0, w: 100, h: 100 };
+    // 2:1 image -> content rect y in [25, 75]
+    assert.equal(L.pointerToToken(50, 10, box, [2, 4], [200, 100]), null);
+    assert.equal(L.pointerToToken(50, 90, box, [2, 4], [200, 100]), null);
+    assert.deepEqual(L.pointerToToken(1, 26, box, [2, 4], [200, 100]), { index: 0, x: 0, y: 0 });
+    assert.deepEqual(L.pointerToToken(99, 74, box, [2, 4], [200, 100]), { index: 7, x: 3, y: 1 });
+  });
+  test("without an image size the grid's aspect ratio is used", () => {
+    const box = { x: 0, y: 0, w: 100, h: 100 };
+    // grid [1, 2] -> 2:1 content rect y in [25, 75]
+    assert.equal(L.pointerToToken(10, 20, box, [1, 2]), null);
+    assert.deepEqual(L.pointerToToken(60, 50, box, [1, 2]), { index: 1, x: 1, y: 0 });
+    assert.equal(L.pointerToToken(60, 50, box, null), null);
+  });
+  test("image aspect differing from the grid (non-square tokens)", () => {
+    const box = { x: 0, y: 0, w: 90, h: 30 };
+    // 3:1 image on a 2x2 grid: tokens 45 x 15
+    assert.deepEqual(L.pointerToToken(50, 20, box, [2, 2], [300, 100]), { index: 3, x: 1, y: 1 });
+  });
+});
+
+describe("tokenRect / tokenCentre", () => {
+  const rect = { x: 10, y: 20, w: 60, h: 40 };
+  test("rect and centre of a token", () => {
+    assert.deepEqual(L.tokenRect(4, [2, 3], rect), { x: 30, y: 40, w: 20, h: 20 });
+    assert.deepEqual(L.tokenCentre(4, [2, 3], rect), { x: 40, y: 50 });
+  });
+  test("round trip pointer -> token -> centre -> token", () => {
+    for (let i = 0; i < 6; i++) {
+      const c = L.tokenCentre(i, [2, 3], rect);
+      assert.equal(L.pointToToken(c.x, c.y, rect, [2, 3]).index, i);
+    }
+  });
+  test("out of range, negative, fractional indices give null", () => {
+    assert.equal(L.tokenRect(6, [2, 3], rect), null);
+    assert.equal(L.tokenRect(-1, [2, 3], rect), null);
+    assert.equal(L.tokenRect(1.5, [2, 3], rect), null);
+    assert.equal(L.tokenCentre(0, [2, 3], null), null);
+  });
+});
+
+describe("refOffsets / locateSource / sourceToPoint", () => {
+  test("offsets accumulate in order", () => {
+    assert.deepEqual(L.refOffsets(REF_GRIDS), [0, 4, 7]);
+    assert.deepEqual(L.refOffsets([]), [0]);
+    assert.deepEqual(L.refOffsets(undefined), [0]);
+  });
+  test("flat index -> reference and cell, with different grids", () => {
+    assert.deepEqual(L.locateSource(0, REF_GRIDS), { ref: 0, index: 0, x: 0, y: 0 });
+    assert.deepEqual(L.locateSource(3, REF_GRIDS), { ref: 0, index: 3, x: 1, y: 1 });
+    assert.deepEqual(L.locateSource(4, REF_GRIDS), { ref: 1, index: 0, x: 0, y: 0 });
+    assert.deepEqual(L.locateSource(6, REF_GRIDS), { ref: 1, index: 2, x: 2, y: 0 });
+  });
+  test("-1, out of range and non-integers give null", () => {
+    for (const v of [-1, -5, 7, 100, 1.5, NaN, null, undefined]) assert.equal(L.locateSource(v, REF_GRIDS), null);
+    assert.equal(L.locateSource(0, null), null);
+  });
+  test("pixel centre in the displayed reference rect", () => {
+    const rects = [
+      { x: 100, y: 0, w: 40, h: 40 }, // 2x2 -> 20 px cells
+      { x: 100, y: 50, w: 60, h: 20 }, // 1x3 -> 20 px cells
+    ];
+    assert.deepEqual(L.sourceToPoint(3, REF_GRIDS, rects), { ref: 0, x: 130, y: 30 });
+    assert.deepEqual(L.sourceToPoint(5, REF_GRIDS, rects), { ref: 1, x: 130, y: 60 });
+    assert.equal(L.sourceToPoint(-1, REF_GRIDS, rects), null);
+    assert.equal(L.sourceToPoint(7, REF_GRIDS, rects), null);
+    assert.equal(L.sourceToPoint(5, REF_GRIDS, [rects[0]]), null); // rect of ref 1 missing
+  });
+});
+
+describe("matchedTargets / inverseLookup", () => {
+  const src = Int32Array.from([-1, 0, 3, 4, 6, 3]);
+  test("targets copying from one reference cell", () => {
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 0, 3), [2, 5]);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 0, 0), [1]);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 1, 0), [3]);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 1, 1), []);
+  });
+  test("radius widens the neighbourhood inside that reference only", () => {
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 0, 0, 1), [1, 2, 5]);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 1, 1, 1), [3, 4]);
+  });
+  test("bad reference or cell gives an empty list", () => {
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 2, 0), []);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 0, 4), []);
+    assert.deepEqual(L.matchedTargets(src, REF_GRIDS, 0, -1), []);
+    assert.deepEqual(L.matchedTargets(null, REF_GRIDS, 0, 0), []);
+  });
+  test("centres on the target rect", () => {
+    const rect = { x: 0, y: 0, w: 60, h: 40 };
+    assert.deepEqual(L.inverseLookup(src, [2, 3], REF_GRIDS, 0, 3, rect), [
+      { index: 2, x: 50, y: 10 },
+      { index: 5, x: 50, y: 30 },
+    ]);
+  });
+});
+
+describe("matchSummary / formatSummary / entryCaption", () => {
+  test("shares per reference, unmatched and invalid apart", () => {
+    const s = L.matchSummary(Int32Array.from([-1, 0, 3, 4, 6, 3, 99, -7]), REF_GRIDS);
+    assert.equal(s.total, 8);
+    assert.equal(s.unmatched, 1);
+    assert.equal(s.invalid, 2);
+    assert.equal(s.matched, 5);
+    near(s.matchedShare, 5 / 8);
+    assert.deepEqual(
+      s.perRef.map((p) => p.count),
+      [3, 2],
+    );
+    near(s.perRef[0].share, 3 / 8);
+    assert.equal(L.formatSummary(s), "ref 1 38% · ref 2 25% · unmatched 13% · invalid 2");
+  });
+  test("empty src", () => {
+    const s = L.matchSummary(new Int32Array(0), REF_GRIDS);
+    assert.equal(s.total, 0);
+    assert.equal(s.perRef[0].share, 0);
+    assert.equal(L.formatSummary(s), "no tokens");
+    assert.equal(L.formatSummary(null), "no tokens");
+  });
+  test("caption", () => {
+    const e = L.parseEntry(sampleRaw());
+    assert.equal(L.entryCaption(e), "ref 1 50% · ref 2 33% · unmatched 17% · output.9 · step 67");
+    assert.match(L.entryCaption(e, 1, 3), /image 2\/3$/);
+    assert.match(L.entryCaption(null), /run the sampler/);
+  });
+});
+
+describe("parseCustomLayers / formatLayers", () => {
+  test("ranges, single layers, several blocks", () => {
+    const { layers, error } = L.parseCustomLayers("output.6-11, output.3, input.7");
+    assert.equal(error, null);
+    assert.deepEqual(layers, [
+      ["output", 6],
+      ["output", 7],
+      ["output", 8],
+      ["output", 9],
+      ["output", 10],
+      ["output", 11],
+      ["output", 3],
+      ["input", 7],
+    ]);
+  });
+  test("lenient spacing, case, separators and duplicates", () => {
+    assert.deepEqual(L.parseCustomLayers(" Output 3 - 4 ;middle.0,, output.4 ").layers, [
+      ["output", 3],
+      ["output", 4],
+      ["middle", 0],
+    ]);
+  });
+  test("bad input gives clear errors", () => {
+    const err = (t) => L.parseCustomLayers(t).error;
+    assert.match(err(""), /empty/);
+    assert.match(err("   "), /empty/);
+    assert.match(err(null), /empty/);
+    assert.match(err(", ,"), /names no layer/);
+    assert.match(err("decoder.3"), /unknown block "decoder"/);
+    assert.match(err("output"), /not a layer/);
+    assert.match(err("output.6-"), /not a layer/);
+    assert.match(err("output.x"), /not a layer/);
+    assert.match(err("output.11-6"), /backwards \(write output\.6-11\)/);
+    assert.match(err("output.12"), /output blocks go from 0 to 11/);
+    assert.match(err("middle.1"), /middle blocks go from 0 to 0/);
+    assert.deepEqual(L.parseCustomLayers("output.99").layers, []);
+  });
+  test("formatLayers compacts runs and accepts strings", () => {
+    assert.equal(L.formatLayers(L.parseCustomLayers("output.6-11, output.3, input.7").layers), "output.6-11, output.3, input.7");
+    assert.equal(L.formatLayers(["output.0", "output.1", "output.2", "middle.0"]), "output.0-2, middle.0");
+    assert.equal(L.formatLayers([]), "");
+    assert.equal(L.formatLayers(undefined), "");
+    assert.equal(L.formatLayers(["junk"]), "");
+  });
+});
+
+describe("layer widgets and model info", () => {
+  test("custom_layers shows only for 'custom'", () => {
+    assert.deepEqual(L.layerWidgetVisibility("custom"), { custom_layers: true });
+    for (const v of ["auto", "output 6-11 (SD1/SD2, paper)", "output 0-5 (SDXL)", "output 3-5 (SDXL 64x64)", "output 0-2 (SDXL 32x32)", undefined]) {
+      assert.deepEqual(L.layerWidgetVisibility(v), { custom_layers: false });
+    }
+  });
+  test("describeModel", () => {
+    const info = { family: "sdxl", layers: ["output.0", "output.1", "output.2"], steps: [10, 40] };
+    assert.equal(L.describeModel(info), "SDXL · output.0-2 · steps 10-40");
+    assert.equal(L.describeModel({ family: "sd1" }), "SD1");
+    assert.equal(L.describeModel(null), "");
+  });
+  test("patchInfo", () => {
+    assert.deepEqual(L.patchInfo("auto", "", null), { text: "", error: false });
+    assert.deepEqual(L.patchInfo("custom", "output.3-4", null), { text: "custom: output.3-4", error: false });
+    assert.equal(L.patchInfo("custom", "nope", null).error, true);
+    assert.deepEqual(L.patchInfo("auto", "", { family: "sd2", layers: ["output.6"], steps: [0, 49] }), {
+      text: "SD2 · output.6 · steps 0-49",
+      error: false,
+    });
+  });
+});
+
+describe("display helpers", () => {
+  test("refColour is deterministic, distinct and clamps alpha", () => {
+    const cols = Array.from({ length: 8 }, (_, r) => L.refColour(r));
+    assert.equal(new Set(cols).size, 8);
+    assert.equal(L.refColour(3), L.refColour(3));
+    for (const c of cols) assert.match(c, /^hsla\(\d+, 85%, 60%, 1\)$/);
+    assert.match(L.refColour(0, 5), /, 1\)$/);
+    assert.match(L.refColour(0, -1), /, 0\)$/);
+    assert.match(L.refColour(0, 0.25), /, 0\.25\)$/);
+    assert.match(L.refColour(-1), /0%, 60%/);
+    assert.match(L.refColour(1.5), /0%, 60%/);
+  });
+  test("viewPath", () => {
+    assert.equal(L.viewPath({ filename: "a b&c.png", subfolder: "x/y", type: "temp" }), "/view?filename=a%20b%26c.png&subfolder=x%2Fy&type=temp");
+    assert.equal(L.viewPath({ filename: "a.png" }), "/view?filename=a.png&subfolder=&type=output");
+    assert.equal(L.viewPath(null), null);
+    assert.equal(L.viewPath({ filename: "" }), null);
+  });
+  test("layoutPanels and hitBox", () => {
+    const lay = L.layoutPanels(206, 100, 2, 6);
+    assert.deepEqual(lay.target, { x: 0, y: 0, w: 120, h: 100 });
+    assert.deepEqual(lay.refs, [
+      { x: 126, y: 0, w: 80, h: 47 },
+      { x: 126, y: 53, w: 80, h: 47 },
+    ]);
+    assert.equal(L.layoutPanels(0, 100, 1), null);
+    assert.equal(L.layoutPanels(100, 100, 0).refs.length, 1);
+    assert.equal(L.hitBox(130, 60, [lay.target, ...lay.refs]), 2);
+    assert.equal(L.hitBox(123, 60, [lay.target, ...lay.refs]), -1);
+    assert.equal(L.hitBox(1, 1, null), -1);
+  });
+  test("sceneRects and hoverAt", () => {
+    const e = L.parseEntry(sampleRaw());
+    const scene = L.sceneRects(206, 100, e, { target: [300, 200] });
+    // target box 120 x 100, 3:2 image -> 120 x 80 at y 10
+    assert.deepEqual(scene.targetRect, { x: 0, y: 10, w: 120, h: 80 });
+    // ref 0 uses its grid (square) in an 80 x 47 box
+    assert.deepEqual(scene.refRects[0], { x: 126 + 16.5, y: 0, w: 47, h: 47 });
+    assert.equal(L.hoverAt(60, 5, scene, e), null); // letterbox margin
+    assert.deepEqual(L.hoverAt(1, 11, scene, e), { kind: "target", token: 0, source: -1 });
+    assert.deepEqual(L.hoverAt(119, 89, scene, e), { kind: "target", token: 5, source: 3 });
+    assert.deepEqual(L.hoverAt(126 + 16.5 + 40, 40, scene, e), { kind: "ref", ref: 0, token: 3 });
+    assert.equal(L.hoverAt(1, 1, null, e), null);
+    assert.equal(L.sceneRects(100, 100, null), null);
+  });
+});
+
+describe("module hygiene", () => {
+  test("exports only functions and constants", () => {
+    for (const [k, v] of Object.entries(L)) {
+      assert.ok(typeof v === "function" || typeof v === "string", `${k} is ${typeof v}`);
+    }
+    assert.equal(L.EXTENSION_NAME, "eye_for_an_eye.viewer");
+    assert.equal(L.SAMPLER_NODE, "E4EAppearanceTransferSampler");
+    assert.equal(L.PATCH_NODE, "E4ESemanticMatchPatch");
+  });
+});

@@ -1,0 +1,50 @@
+// Shared test helpers (node only).
+
+/** Base64 of a little-endian Int32 array, as the Python node sends it. */
+export function encodeSrc(values) {
+  const buf = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => buf.writeInt32LE(v, i * 4));
+  return buf.toString("base64");
+}
+
+/** A two-reference entry: target 2x3, ref 0 is 2x2 (offset 0), ref 1 is 1x3 (offset 4). */
+export function sampleRaw(overrides = {}) {
+  return {
+    grid: [2, 3],
+    ref_grids: [
+      [2, 2],
+      [1, 3],
+    ],
+    n_refs: 2,
+    // target tokens (row-major): 0..5
+    src: encodeSrc([-1, 0, 3, 4, 6, 3]),
+    layer: "output.9",
+    step: 67,
+    target: { filename: "t.png", subfolder: "e4e", type: "temp" },
+    references: [{ filename: "r0.png", subfolder: "", type: "temp" }, null],
+    output: null,
+    ...overrides,
+  };
+}
+
+/** A 2D-context stand-in that records every call and property set. */
+export function fakeContext() {
+  const calls = [];
+  const target = {
+    calls,
+    measureText: (t) => ({ width: String(t).length * 6 }),
+  };
+  return new Proxy(target, {
+    get(obj, key) {
+      if (key in obj) return obj[key];
+      return (...args) => {
+        calls.push([key, ...args]);
+      };
+    },
+    set(obj, key, value) {
+      calls.push(["set", key, value]);
+      obj[key] = value;
+      return true;
+    },
+  });
+}
