@@ -59,12 +59,17 @@ def invert_ddim(
 
 
 def sample_ddim(
-    denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, progress: ProgressFn | None = None
+    denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, progress: ProgressFn | None = None, callback=None
 ) -> torch.Tensor:
-    """Plain deterministic Euler/DDIM sampling over ``sigmas`` (the forward pass the inversion undoes)."""
+    """Plain deterministic Euler/DDIM sampling over ``sigmas`` (the forward pass the inversion undoes).
+
+    ``callback(i, x)`` runs after each step and returns the (possibly changed) latent.
+    """
     n = len(sigmas) - 1
     for i in range(n):
         x = euler_step(x, denoise(x, sigmas[i]), sigmas[i], sigmas[i + 1])
+        if callback is not None:
+            x = callback(i, x)
         if progress is not None:
             progress(i + 1, n)
     return x

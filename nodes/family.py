@@ -84,7 +84,8 @@ def parse_layers(text: str) -> list[tuple[str, int]]:
     """``"output.6-11, output.3, input.7"`` -> ``[("output", 6), ..., ("input", 7)]``."""
     layers: list[tuple[str, int]] = []
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        block, _, rng = part.partition(".")
+        block, _, rng = part.replace(" ", ".").partition(".")
+        rng = rng.strip(". ")
         if block not in ("input", "middle", "output") or not rng:
             raise ValueError(
                 f"custom_layers: {part!r} is not like 'output.6' or 'output.6-11' (blocks: input, middle, output)"

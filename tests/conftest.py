@@ -10,6 +10,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import tiny_models  # noqa: E402
 
+# pytest imports the repository's own __init__.py (the pack) as a package before fixtures run; ComfyUI's
+# core must be set to CPU before that import.
+harness.setup_host()
+
 
 def pytest_report_header(config):
     try:

@@ -27,7 +27,7 @@ def _base_unet_config(**over) -> dict:
     return cfg
 
 
-def sd15_unet_config() -> dict:
+def sd15_unet_config(**over) -> dict:
     # SD1.5 block layout: attention at input 1,2,4,5,7,8, middle 0, output 3..11 (depth 1 each).
     # ComfyUI consumes transformer_depth_output from the end, so output 0 takes the last entry.
     return _base_unet_config(
@@ -36,6 +36,7 @@ def sd15_unet_config() -> dict:
         transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
         transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
         transformer_depth_middle=1,
+        **over,
     )
 
 
@@ -83,22 +84,31 @@ def _patcher(model):
     return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
 
 
+def _head_channels(unet: dict) -> int:
+    return 40 if unet.get("model_channels", 32) % 40 == 0 else 16
+
+
 def _with_heads(model_config, head_channels: int = 16):
     model_config.unet_config.update(num_heads=-1, num_head_channels=head_channels)
     return model_config
 
 
-def build_sd15(v_prediction: bool = False, seed: int = 0):
-    """SD1.5-layout UNet (eps, or v-prediction like SD2 768-v) wrapped in a ModelPatcher."""
+def build_sd15(v_prediction: bool = False, seed: int = 0, **unet):
+    """SD1.5-layout UNet (eps, or v-prediction like SD2 768-v) wrapped in a ModelPatcher.
+
+    ``unet`` overrides config entries (``model_channels``, ``context_dim``, ``channel_mult``) for benchmarks;
+    ``model_channels=320, context_dim=768, channel_mult=[1, 2, 4, 4]`` gives SD1.5's real widths.
+    """
     setup_host()
     import comfy.model_base
     import comfy.supported_models
 
     if v_prediction:
-        mc = _with_heads(comfy.supported_models.SD20(dict(sd15_unet_config(), use_linear_in_transformer=True)))
+        mc = _with_heads(comfy.supported_models.SD20(sd15_unet_config(**dict(unet, use_linear_in_transformer=True))),
+                         _head_channels(unet))
         model = comfy.model_base.BaseModel(mc, model_type=comfy.model_base.ModelType.V_PREDICTION)
     else:
-        mc = _with_heads(comfy.supported_models.SD15(sd15_unet_config()))
+        mc = _with_heads(comfy.supported_models.SD15(sd15_unet_config(**unet)), _head_channels(unet))
         model = comfy.model_base.BaseModel(mc, model_type=comfy.model_base.ModelType.EPS)
     init_weights(model, seed, out_gain=0.1)
     return _patcher(model.eval())

@@ -1,0 +1,91 @@
+"""Object masks of a transfer: target object k takes its appearance from reference object k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MASKS_TYPE = "E4E_MASKS"
+
+
+def _as_stack(mask: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+        raise ValueError(f"{name}: expected a float MASK tensor [H, W] or [K, H, W]")
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3:
+        raise ValueError(f"{name}: expected a MASK [H, W] or a batch of masks [K, H, W], got shape {list(mask.shape)}")
+    return mask.float().clamp(0, 1)
+
+
+@dataclass
+class ObjectMasks:
+    """``target`` ``[K, H, W]`` and ``reference`` ``[K, Hr, Wr]`` masks (0..1), one pair per object.
+
+    ``ref_ids[k]`` is the reference image (index into the references, in the order the patch receives
+    them) of object k; ``None`` means automatic: object k takes reference k when there are K references,
+    else every object takes reference 0. A 1x1 mask of ones stands for "whole image" at any size.
+    """
+
+    target: torch.Tensor
+    reference: torch.Tensor
+    ref_ids: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        self.target = _as_stack(self.target, "target_mask")
+        self.reference = _as_stack(self.reference, "reference_mask")
+        if self.target.shape[0] != self.reference.shape[0]:
+            raise ValueError(
+                f"reference_mask: {self.reference.shape[0]} reference masks for {self.target.shape[0]} target masks; "
+                "give one reference mask per target object (object k pairs with reference mask k)"
+            )
+        for name, stack in (("target_mask", self.target), ("reference_mask", self.reference)):
+            empty = [k + 1 for k in range(stack.shape[0]) if float(stack[k].max()) <= 0]
+            if empty:
+                raise ValueError(f"{name}: object(s) {empty} are empty (all zero); draw the object or remove that mask")
+        if self.ref_ids is not None:
+            self.ref_ids = tuple(int(r) for r in self.ref_ids)
+            if len(self.ref_ids) != self.objects:
+                raise ValueError(
+                    f"reference_of_object: {len(self.ref_ids)} entries for {self.objects} objects; give one per object"
+                )
+            if any(r < 0 for r in self.ref_ids):
+                raise ValueError("reference_of_object: reference numbers start at 1")
+
+    @classmethod
+    def whole_image(cls) -> ObjectMasks:
+        return cls(torch.ones(1, 1, 1), torch.ones(1, 1, 1))
+
+    @property
+    def objects(self) -> int:
+        return self.target.shape[0]
+
+    def resolve_ref_ids(self, n_refs: int) -> tuple[int, ...]:
+        if self.ref_ids is None:
+            return tuple(range(self.objects)) if n_refs == self.objects else (0,) * self.objects
+        bad = [r + 1 for r in self.ref_ids if r >= n_refs]
+        if bad:
+            raise ValueError(
+                f"reference_of_object: reference {bad} named but only {n_refs} reference image(s) are connected "
+                "to Semantic Match Patch; connect more references or change reference_of_object"
+            )
+        return self.ref_ids
+
+    def check_aspect(self, latent_hw: tuple[int, int], which: str):
+        stack = self.target if which == "target" else self.reference
+        h, w = stack.shape[-2:]
+        if (h, w) == (1, 1):
+            return
+        lh, lw = latent_hw
+        if abs(h / w - lh / lw) > 0.02 * (lh / lw) + 1.0 / min(lh, lw):
+            raise ValueError(
+                f"{which}_mask: mask of {w}x{h} does not fit the {which} image ({lw * 8}x{lh * 8}); "
+                f"use masks made from the {which} image itself"
+            )
+
+    def resized(self, h: int, w: int, which: str) -> torch.Tensor:
+        """Masks ``[K, 1, h, w]`` resized bilinearly (soft weights, used for AdaIN on latents)."""
+        stack = self.target if which == "target" else self.reference
+        return F.interpolate(stack[:, None], size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)

@@ -1,0 +1,108 @@
+"""Semantic Match Patch: a patched clone of MODEL that matches and injects reference features."""
+
+from __future__ import annotations
+
+from ..inversion import Inversion
+from .family import LAYER_PRESETS, fingerprint, resolve_layers
+from .invert import INVERSION_TYPE
+from .masks import MASKS_TYPE, ObjectMasks
+from .patch import Settings, TransferState, install
+
+MAX_EXTRA_REFERENCES = 3
+
+
+def _check_inversion(inv, name: str, fp, target: Inversion | None = None):
+    if not isinstance(inv, Inversion):
+        raise ValueError(f"{name}: expected the 'inversion' output of DDIM Invert Reference, got {type(inv).__name__}")
+    if inv.fingerprint.model_id != fp.model_id or inv.fingerprint.model_class != fp.model_class:
+        raise ValueError(
+            f"{name}: inverted with another model ({inv.fingerprint.describe()}) than the one being patched "
+            f"({fp.describe()}); connect the same MODEL to DDIM Invert Reference and Semantic Match Patch"
+        )
+    if target is not None:
+        if inv.latent_shape != target.latent_shape:
+            lh, lw = inv.latent_shape[-2:]
+            th, tw = target.latent_shape[-2:]
+            raise ValueError(
+                f"{name}: latent {lw * 8}x{lh * 8} differs from the target's {tw * 8}x{th * 8}; resize the reference "
+                "image to the target's size (e.g. ImageScale) before VAE Encode"
+            )
+        if len(inv.sigmas) != len(target.sigmas) or not bool((inv.sigmas - target.sigmas).abs().max() < 1e-4):
+            raise ValueError(
+                f"{name}: inverted with {inv.steps} steps ({inv.scheduler}), the target with {target.steps} "
+                f"({target.scheduler}); invert both with the same steps and scheduler"
+            )
+
+
+def build_state(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
+                start_percent=0.15, end_percent=1.0, structure_every=5, structure_end_percent=0.59,
+                strength=1.0) -> TransferState:
+    fp = fingerprint(model)  # refuses unsupported families first
+    _check_inversion(target, "target", fp)
+    refs = [reference, *[r for r in extra_references if r is not None]]
+    for i, r in enumerate(refs):
+        _check_inversion(r, "reference" if i == 0 else f"reference_{i + 1}", fp, target)
+    masks = ObjectMasks.whole_image() if masks is None else masks
+    if not isinstance(masks, ObjectMasks):
+        raise ValueError(f"masks: expected the output of Load Masks, got {type(masks).__name__}")
+    masks.check_aspect(tuple(target.latent_shape[-2:]), "target")
+    masks.check_aspect(tuple(reference.latent_shape[-2:]), "reference")
+    settings = Settings(
+        layers=tuple(resolve_layers(layers, custom_layers, fp.family)),
+        start_percent=start_percent,
+        end_percent=end_percent,
+        struct_every=structure_every,
+        struct_end_percent=structure_end_percent,
+        strength=strength,
+    )
+    return TransferState(target, refs, masks, settings, fp.family)
+
+
+class SemanticMatchPatch:
+    DESCRIPTION = (
+        "Patches a clone of MODEL for Eye-for-an-eye appearance transfer: at every sampling step, in the chosen "
+        "decoder self-attention layers, each target token (inside the target mask) is replaced by its most "
+        "similar reference token (inside the reference mask) before Q/K/V, so the target's structure takes the "
+        "reference's appearance part by part. Early steps also inject the target's own features into the "
+        "unconditional branch to hold the structure. The input MODEL is not changed; bypass the node and the "
+        "effect is gone. Use with Appearance Transfer Sampler, or KSamplerAdvanced on a 'ddim' inversion."
+    )
+    CATEGORY = "appearance transfer/eye-for-an-eye"
+    FUNCTION = "patch"
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("A patched clone of the model; sample it from the target's start latent.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        optional = {
+            "masks": (MASKS_TYPE, {"tooltip": "Object masks from Load Masks. Without them the whole images are matched (and the target background is not kept)."}),
+        }
+        for i in range(2, 2 + MAX_EXTRA_REFERENCES):
+            optional[f"reference_{i}"] = (INVERSION_TYPE, {"tooltip": f"Reference number {i} (for several objects from several references; see Load Masks' reference_of_object). Must have the target's size, steps and scheduler."})
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The model to patch (SD1.x, SD2.x or SDXL); the same one the images were inverted with."}),
+                "reference": (INVERSION_TYPE, {"tooltip": "Inversion of the reference image(s): the appearance. A batch of several references counts as references 1..R."}),
+                "target": (INVERSION_TYPE, {"tooltip": "Inversion of the target image: the structure. Its schedule and start step drive the patch."}),
+                "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Decoder self-attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL."}),
+                "custom_layers": ("STRING", {"default": "output.6-11", "multiline": False, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3'."}),
+                "start_percent": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts (authors: step 10 of 68, about 0.15)."}),
+                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
+                "structure_every": ("INT", {"default": 5, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5). 0 turns it off."}),
+                "structure_end_percent": ("FLOAT", {"default": 0.59, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (authors: step 40 of 68, about 0.59)."}),
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
+            },
+            "optional": optional,
+        }
+
+    def patch(self, model, reference, target, layers, custom_layers, start_percent, end_percent, structure_every,
+              structure_end_percent, strength, masks=None, **extra):
+        extra_refs = [extra.get(f"reference_{i}") for i in range(2, 2 + MAX_EXTRA_REFERENCES)]
+        state = build_state(model, target, reference, masks, extra_refs, layers, custom_layers, start_percent,
+                            end_percent, structure_every, structure_end_percent, strength)
+        patched = install(model, state)
+        steps = [target.start_step + state.match_from, target.start_step + max(state.match_to - 1, state.match_from)]
+        ui = {"e4e_model": [{"family": state.family,
+                             "layers": [f"{b}.{i}" for b, i in state.settings.layers],
+                             "steps": steps}]}
+        return {"ui": ui, "result": (patched,)}

@@ -1,0 +1,152 @@
+"""Appearance Transfer Sampler: the full-fidelity path (edit-friendly DDPM with the target's noise maps)."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import torch
+
+from ..inversion import sample_ddim, sample_edit_friendly
+from ..matching import correspondence_panel, masked_adain
+from .family import fingerprint
+from .files import save_preview
+from .patch import TransferState, state_of
+from .sampling import Progress, run_loop
+
+
+def _state(model) -> TransferState:
+    state = state_of(model)
+    if state is None:
+        raise ValueError("model: this MODEL is not patched; connect the MODEL output of Semantic Match Patch")
+    fp = fingerprint(model)
+    if fp.model_id != state.target.fingerprint.model_id:
+        raise ValueError("model: the patch was made for another model; connect Semantic Match Patch's MODEL output")
+    return state
+
+
+def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_start_percent: float = 0.72,
+             seed: int = 0) -> torch.Tensor:
+    """Run the transfer; returns the output latent (VAE space) ``[B, C, H, W]``."""
+    state = _state(model)
+    target = state.target
+    if not 0.0 <= adain_start_percent <= 1.0:
+        raise ValueError("adain_start_percent: must be between 0 and 1")
+    start = target.start_step
+    n_run = target.steps - start
+    adain_from = start + round(adain_start_percent * n_run)
+    h, w = target.latent_shape[-2:]
+    tmask = state.masks.resized(h, w, "target")
+    rmask = state.masks.resized(h, w, "reference")
+    progress = Progress(n_run)
+    state.begin_run()
+
+    def after_step(j, x):
+        g = start + j + 1  # x now sits at sigmas[g]
+        if not adain or g < adain_from or state.settings.strength <= 0:
+            return x
+        refs = state.ref_latents[g].to(x)
+        for k, r in enumerate(state.ref_ids):
+            x = masked_adain(x, refs[r:r + 1], tmask[k:k + 1].to(x), rmask[k:k + 1].to(x), check=False)
+        return x
+
+    def loop(denoise, x, sig):
+        x0 = target.start_latent().to(x)
+        if target.residuals is not None:
+            res = target.residuals[start:].to(x.device)
+            return sample_edit_friendly(denoise, x0, sig, res, eta=target.eta, progress=progress,
+                                        callback=after_step)
+        return sample_ddim(denoise, x0, sig, progress=progress, callback=after_step)
+
+    latent = torch.zeros(target.batch, *target.latent_shape)
+    return run_loop(model, loop, target.sampling_sigmas(), positive, negative, cfg, latent, seed=seed)
+
+
+def correspondence_images(state: TransferState, size: tuple[int, int]) -> torch.Tensor:
+    """``[B, H, W * (1 + R), 3]``: per target, its correspondence picture beside the references' colour codes."""
+    rec = state.records
+    b = state.target.batch
+    if rec.last_src is None:
+        grid = (max(1, size[0] // 8), max(1, size[1] // 8))
+        src = torch.full((b, grid[0] * grid[1]), -1, dtype=torch.long)
+    else:
+        grid, src = rec.last_grid, rec.last_src.cpu()
+    return torch.stack([correspondence_panel(src[i], grid, grid, state.n_refs, size) for i in range(b)]).float()
+
+
+def correspondence_ui(state: TransferState, target_image=None, reference_image=None) -> list[dict]:
+    rec = state.records
+    if rec.last_src is None:
+        return []
+    h, w = rec.last_grid
+    entries = []
+    ref_previews = []
+    if reference_image is not None:
+        ref_previews = [save_preview(reference_image[min(r, reference_image.shape[0] - 1)], "e4e_ref")
+                        for r in range(state.n_refs)]
+    for i, row in enumerate(rec.last_src.cpu().to(torch.int32)):
+        entries.append({
+            "grid": [h, w],
+            "ref_grids": [[h, w]] * state.n_refs,
+            "n_refs": state.n_refs,
+            "src": base64.b64encode(row.numpy().astype("<i4").tobytes()).decode("ascii"),
+            "layer": rec.last_layer,
+            "step": rec.last_step,
+            "target": None if target_image is None else save_preview(
+                target_image[min(i, target_image.shape[0] - 1)], "e4e_target"),
+            "references": ref_previews or [None] * state.n_refs,
+            "output": None,
+        })
+    return entries
+
+
+def decode_src(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<i4")
+
+
+class AppearanceTransferSampler:
+    DESCRIPTION = (
+        "Samples the Eye-for-an-eye transfer: starts from the target's inverted latent at its start step and "
+        "follows the target's stored noise maps (edit-friendly DDPM), so with nothing transferred it gives back "
+        "the target exactly; the patched MODEL rearranges reference features at every step, and masked AdaIN "
+        "matches the latent statistics of each object to its reference in the last steps. Outputs the latent "
+        "and a picture of what was matched (each target spot coloured by where in the reference it comes from)."
+    )
+    CATEGORY = "appearance transfer/eye-for-an-eye"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT", "IMAGE")
+    RETURN_NAMES = ("latent", "correspondence")
+    OUTPUT_TOOLTIPS = (
+        "The transferred latent (decode with VAE Decode).",
+        "Correspondences of the last matched step: each target token coloured by the reference position it "
+        "takes its appearance from (the reference colour code is shown beside it); grey = kept.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The MODEL output of Semantic Match Patch."}),
+                "positive": ("CONDITIONING", {"tooltip": "Prompt; the authors use 'A photo of a {domain}' for every branch."}),
+                "negative": ("CONDITIONING", {"tooltip": "Negative prompt (authors: empty)."}),
+                "cfg": ("FLOAT", {"default": 2.5, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG scale (authors: 2.5). Only the conditional branch is rearranged, so CFG pushes towards the reference appearance."}),
+                "adain": ("BOOLEAN", {"default": True, "tooltip": "Masked AdaIN on the latent in the last steps: inside each object, the latent's channel mean/std are set to the reference's."}),
+                "adain_start_percent": ("FLOAT", {"default": 0.72, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where AdaIN starts in the sampled steps (authors: the last ~28%)."}),
+            },
+            "optional": {
+                "target_image": ("IMAGE", {"tooltip": "The target image, only for the correspondence viewer in the editor."}),
+                "reference_image": ("IMAGE", {"tooltip": "The reference image(s), only for the correspondence viewer in the editor."}),
+            },
+        }
+
+    def sample(self, model, positive, negative, cfg, adain, adain_start_percent, target_image=None,
+               reference_image=None):
+        samples = transfer(model, positive, negative, cfg, adain, adain_start_percent)
+        state = state_of(model)
+        h, w = state.target.latent_shape[-2:]
+        pictures = correspondence_images(state, (h * 8, w * 8))
+        out = {"result": ({"samples": samples}, pictures)}
+        entries = correspondence_ui(state, target_image, reference_image)
+        if entries:
+            out["ui"] = {"e4e_correspondence": entries}
+        return out

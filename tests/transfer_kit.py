@@ -1,0 +1,56 @@
+"""Shared set-up for transfer tests: invert a target and references on a tiny UNet, patch, sample."""
+
+from __future__ import annotations
+
+import tiny_models
+import torch
+from harness import pack_module
+
+STEPS = 12
+SKIP = 2
+SIZE = 16  # latent size (a 128 px image)
+
+
+def latent(seed: int, batch: int = 1, size: int = SIZE) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(batch, 4, size // 4, size // 4, generator=g)
+    smooth = torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    return 2.0 * smooth + 0.3 * torch.randn(batch, 4, size, size, generator=g)
+
+
+def half_masks(size: int = SIZE * 8):
+    """Object 1 = left half, object 2 = right half (image resolution)."""
+    left = torch.zeros(size, size)
+    left[:, : size // 2] = 1
+    return left, 1 - left
+
+
+def invert(model, lat, conds, method="ddpm_edit_friendly", cfg=3.5, seed=0, steps=STEPS, skip=SKIP,
+           scheduler="ddim_uniform"):
+    pos, neg = conds
+    return pack_module("nodes.invert").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
+                                              skip_steps=skip, scheduler=scheduler, seed=seed)
+
+
+def patch(model, target, reference, masks=None, extra_refs=(), **settings):
+    node = pack_module("nodes.patch_node").SemanticMatchPatch()
+    kw = dict(layers="auto", custom_layers="output.6-11", start_percent=0.15, end_percent=1.0, structure_every=5,
+              structure_end_percent=0.59, strength=1.0)
+    kw.update(settings)
+    extra = {f"reference_{i + 2}": r for i, r in enumerate(extra_refs)}
+    out = node.patch(model, reference, target, masks=masks, **kw, **extra)
+    return out["result"][0]
+
+
+def sample(patched, conds, cfg=3.5, adain=True, adain_start=0.72):
+    pos, neg = conds
+    return pack_module("nodes.transfer").transfer(patched, pos, neg, cfg, adain, adain_start)
+
+
+def masks(target, reference, ref_ids=""):
+    node = pack_module("nodes.masks_node").LoadMasks()
+    return node.load(ref_ids, False, target_mask=target, reference_mask=reference)["result"][0]
+
+
+def conds(seed=0):
+    return tiny_models.sd15_conds(seed)
