@@ -1,0 +1,27 @@
+"""Semantic matching and feature rearrangement for Eye-for-an-eye appearance transfer (arXiv 2406.07008).
+
+Pure torch, no ComfyUI import: usable as the top-level package ``matching`` and as a subpackage of the
+node pack. The hot-path functions (``match_*`` with ``check=False``, ``rearrange``, ``mask_to_tokens``,
+``masked_adain`` with ``check=False``) never synchronise with the device.
+"""
+
+from .adain import masked_adain
+from .masks import mask_to_tokens, token_grid
+from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens, match_tokens_batched
+from .rearrange import rearrange
+from .viz import correspondence_image, correspondence_panel, position_colors, reference_palette
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "match_tokens",
+    "match_tokens_batched",
+    "match_objects",
+    "mask_to_tokens",
+    "token_grid",
+    "rearrange",
+    "masked_adain",
+    "position_colors",
+    "reference_palette",
+    "correspondence_image",
+    "correspondence_panel",
+]
