@@ -1,0 +1,94 @@
+"""Load Masks: inputs, files, validation and previews."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from harness import pack_module
+from PIL import Image
+
+
+def node():
+    return pack_module("nodes.masks_node").LoadMasks()
+
+
+def test_whole_image_by_default():
+    masks, pic = node().load("", False)["result"]
+    assert masks.objects == 1 and masks.target.shape == (1, 1, 1)
+    assert pic.shape[0] == 1 and pic.shape[-1] == 3
+
+
+def test_mask_batches_pair_by_object():
+    t = torch.zeros(2, 32, 32)
+    t[0, :, :16] = 1
+    t[1, :, 16:] = 1
+    masks, pic = node().load("1,1", False, target_mask=t, reference_mask=t.flip(-1))["result"]
+    assert masks.objects == 2 and masks.ref_ids == (0, 0)
+    assert pic.shape[:1] == (2,) and float(pic.max()) <= 1.0
+    assert masks.resolve_ref_ids(1) == (0, 0)
+
+
+def test_auto_reference_of_object():
+    t = torch.ones(2, 8, 8)
+    masks = node().load("", False, target_mask=t, reference_mask=t)["result"][0]
+    assert masks.resolve_ref_ids(2) == (0, 1) and masks.resolve_ref_ids(1) == (0, 0)
+
+
+def test_files_alpha_and_luminance(tmp_path):
+    rgba = np.zeros((16, 24, 4), np.uint8)
+    rgba[:, :12, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    grey = np.zeros((16, 24), np.uint8)
+    grey[:, 12:] = 200
+    Image.fromarray(grey, "L").save(tmp_path / "r.png")
+    masks = node().load("", False, target_mask_file=str(tmp_path / "t.png"),
+                        reference_mask_file=str(tmp_path / "r.png"))["result"][0]
+    assert float(masks.target[0, :, :12].min()) == 1.0 and float(masks.target[0, :, 12:].max()) == 0.0
+    assert abs(float(masks.reference[0, 0, 20]) - 200 / 255) < 1e-6
+
+
+def test_invert_flips_masks():
+    t = torch.zeros(8, 8)
+    t[:4] = 1
+    masks = node().load("", True, target_mask=t, reference_mask=t)["result"][0]
+    assert float(masks.target[0, 4:].min()) == 1.0 and float(masks.target[0, :4].max()) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target_mask=torch.zeros(8, 8), reference_mask=torch.ones(8, 8)), "target_mask: object\\(s\\) \\[1\\] are empty"),
+    (dict(target_mask=torch.ones(2, 8, 8), reference_mask=torch.ones(1, 8, 8)), "reference_mask: 1 reference masks for 2"),
+    (dict(target_mask=torch.ones(8, 8)), "reference_mask: masks were given for one side only"),
+    (dict(target_mask=torch.ones(8, 8), reference_mask=torch.ones(8, 8), target_image=torch.rand(1, 16, 16, 3)),
+     "target_mask: masks are 8x8 but target_image is 16x16"),
+    (dict(target_mask_file="does-not-exist.png", reference_mask=torch.ones(8, 8)), "target_mask_file: file"),
+])
+def test_bad_masks_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        node().load("", False, **kwargs)
+
+
+def test_bad_reference_of_object():
+    with pytest.raises(ValueError, match="reference_of_object"):
+        node().load("one,two", False)
+    with pytest.raises(ValueError, match="reference_of_object: 3 entries for 1 objects"):
+        node().load("1,1,1", False, target_mask=torch.ones(8, 8), reference_mask=torch.ones(8, 8))
+
+
+def test_unreadable_file(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(ValueError, match="target_mask_file: cannot read 'bad.png'|target_mask_file: cannot read"):
+        node().load("", False, target_mask_file=str(bad), reference_mask=torch.ones(8, 8))
+
+
+def test_node_registration(pack):
+    m = pack.NODE_CLASS_MAPPINGS
+    assert set(m) == {"E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler"}
+    for name, cls in m.items():
+        assert cls.DESCRIPTION and cls.CATEGORY and hasattr(cls, cls.FUNCTION)
+        spec = cls.INPUT_TYPES()
+        for group in spec.values():
+            for inp, opts in group.items():
+                assert isinstance(opts[1], dict) and opts[1].get("tooltip"), f"{name}.{inp} lacks a tooltip"
+    assert pack.WEB_DIRECTORY == "./web/js"

@@ -1,0 +1,120 @@
+"""Bad input is refused before any sampling, with the input named; the user's objects stay as they were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transfer_kit as kit
+from harness import pack_module
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def invs(sd15):
+    c = kit.conds()
+    return dict(
+        c=c,
+        target=kit.invert(sd15, kit.latent(1), c, steps=STEPS, skip=1),
+        reference=kit.invert(sd15, kit.latent(2), c, steps=STEPS, skip=1, seed=1),
+    )
+
+
+def test_other_family_is_refused_by_name():
+    import types
+
+    import comfy.supported_models
+
+    family = pack_module("nodes.family")
+    flux_config = comfy.supported_models.Flux({"image_model": "flux", "in_channels": 16})
+    fake = types.SimpleNamespace(model=types.SimpleNamespace(model_config=flux_config, diffusion_model=None))
+    with pytest.raises(ValueError, match="model: this is a Flux model.*SD1.x, SD2.x.*SDXL"):
+        family.model_family(fake)
+
+
+def test_family_and_prediction(sd15, sd15_v, sdxl):
+    family = pack_module("nodes.family")
+    assert family.model_family(sd15) == "sd1" and family.prediction_type(sd15) == "eps"
+    assert family.model_family(sd15_v) == "sd2" and family.prediction_type(sd15_v) == "v"
+    assert family.model_family(sdxl) == "sdxl"
+    assert family.resolve_layers("auto", "", "sdxl") == [("output", i) for i in range(6)]
+    assert family.resolve_layers("custom", "output 3, output.6-7", "sd1") == [("output", 3), ("output", 6), ("output", 7)]
+    for bad in ("", "decoder.3", "output.x", "output.5-2"):
+        with pytest.raises(ValueError, match="custom_layers"):
+            family.parse_layers(bad)
+
+
+def test_inversion_from_another_model(sd15, sd15_v, invs):
+    with pytest.raises(ValueError, match="target: inverted with another model"):
+        kit.patch(sd15_v, invs["target"], invs["reference"])
+
+
+def test_reference_of_another_size(sd15, invs):
+    small = kit.invert(sd15, kit.latent(3, size=8), invs["c"], steps=STEPS, skip=1)
+    with pytest.raises(ValueError, match="reference: latent 64x64 differs from the target's 128x128.*resize"):
+        kit.patch(sd15, invs["target"], small)
+
+
+def test_reference_with_other_steps(sd15, invs):
+    other = kit.invert(sd15, kit.latent(3), invs["c"], steps=STEPS + 3, skip=1)
+    with pytest.raises(ValueError, match="reference_2: inverted with .* steps.*same steps and scheduler"):
+        kit.patch(sd15, invs["target"], invs["reference"], extra_refs=[other])
+
+
+def test_masks_that_do_not_fit(sd15, invs):
+    wide = torch.ones(64, 200)
+    m = kit.masks(wide, torch.ones(128, 128))
+    with pytest.raises(ValueError, match="target_mask: mask of 200x64 does not fit the target image"):
+        kit.patch(sd15, invs["target"], invs["reference"], masks=m)
+
+
+def test_object_naming_a_missing_reference(sd15, invs):
+    left, right = kit.half_masks()
+    m = kit.masks(torch.stack([left, right]), torch.stack([left, right]), "1,2")
+    with pytest.raises(ValueError, match="reference_of_object: reference \\[2\\] named but only 1"):
+        kit.patch(sd15, invs["target"], invs["reference"], masks=m)
+
+
+def test_settings_out_of_range(sd15, invs):
+    with pytest.raises(ValueError, match="start_percent"):
+        kit.patch(sd15, invs["target"], invs["reference"], start_percent=0.9, end_percent=0.2)
+    with pytest.raises(ValueError, match="layers"):
+        kit.patch(sd15, invs["target"], invs["reference"], layers="bogus")
+
+
+def test_sampler_needs_a_patched_model(sd15, invs):
+    pos, neg = invs["c"]
+    with pytest.raises(ValueError, match="model: this MODEL is not patched"):
+        pack_module("nodes.transfer").transfer(sd15, pos, neg, 2.5)
+
+
+def test_far_sampler_schedule_is_refused_with_the_steps_to_set(sd15, invs):
+    import comfy.sample
+
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    pos, neg = invs["c"]
+    lat = torch.zeros(1, 4, kit.SIZE, kit.SIZE)
+    with pytest.raises(ValueError, match=f"sampler: .*steps={invs['target'].steps}, scheduler=ddim_uniform"):
+        comfy.sample.sample(patched, lat, 40, 2.0, "euler", "karras", pos, neg, lat, seed=0, disable_pbar=True)
+
+
+def test_near_schedule_warns_once(sd15, invs, caplog):
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    state = pack_module("nodes.patch").state_of(patched)
+    sigmas = invs["target"].sigmas
+    with caplog.at_level("WARNING"):
+        assert state.step_of_sigma(float(sigmas[1]) * 1.001) == 1  # the same step: silent
+        assert state.step_of_sigma(float(sigmas[2]) * 1.08) == 2  # near: nearest step, one warning
+        assert state.step_of_sigma(float(sigmas[1]) * 0.93) == 1
+    assert len(state.records.notes) == 1 and "nearest stored step" in state.records.notes[0]
+    assert sum("nearest stored step" in r.message for r in caplog.records) == 1
+
+
+def test_patching_leaves_the_input_model_alone(sd15, invs):
+    options = repr(sd15.model_options)
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    assert patched is not sd15 and patched.model is sd15.model
+    assert repr(sd15.model_options) == options
+    clone = patched.clone()  # ComfyUI clones models all the time: the state is shared, not copied
+    state = pack_module("nodes.patch").state_of
+    assert state(clone) is state(patched)
