@@ -1,0 +1,111 @@
+"""Shared bits of the benchmark scripts: host set-up, models of benchmark size, timing and peak memory."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+# model presets: SD1.5 block layout; "sd15" has SD1.5's real widths (860 M parameters, random weights)
+PRESETS = {
+    "small": dict(model_channels=64, context_dim=64),
+    "medium": dict(model_channels=160, context_dim=256, channel_mult=[1, 2, 4, 4]),
+    "sd15": dict(model_channels=320, context_dim=768, channel_mult=[1, 2, 4, 4]),
+}
+
+
+def setup(device: str):
+    import harness
+
+    if device == "cpu":
+        harness.setup_host()
+    else:  # let ComfyUI pick the GPU
+        import comfy.model_management  # noqa: F401
+    return harness
+
+
+def build(preset: str, device: str, dtype=torch.float32):
+    import comfy.model_patcher
+    import tiny_models
+
+    m = tiny_models.build_sd15(**PRESETS[preset])
+    model = m.model.to(device)
+    if dtype != torch.float32:
+        model.diffusion_model.to(dtype)
+    dev = torch.device(device)
+    return comfy.model_patcher.ModelPatcher(model, load_device=dev, offload_device=torch.device("cpu"))
+
+
+def conds(preset: str, tokens: int = 77):
+    ctx = PRESETS[preset]["context_dim"]
+    g = torch.Generator().manual_seed(0)
+    return [[torch.randn(1, tokens, ctx, generator=g), {}]], [[torch.randn(1, tokens, ctx, generator=g), {}]]
+
+
+class PeakMemory:
+    """Peak extra memory of a block: CUDA allocator peak, or process RSS sampled every 2 ms on the CPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            import psutil
+
+            self.proc = psutil.Process()
+            self.base = self.proc.memory_info().rss
+            self.stop = False
+            self.max_rss = self.base
+            self.thread = threading.Thread(target=self._poll, daemon=True)
+            self.thread.start()
+        return self
+
+    def _poll(self):
+        while not self.stop:
+            self.max_rss = max(self.max_rss, self.proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self.stop = True
+            self.thread.join()
+            self.peak = self.max_rss - self.base
+        return False
+
+
+def timed(fn, device: str, repeats: int = 3):
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"

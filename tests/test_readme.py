@@ -1,0 +1,33 @@
+"""The README tells the truth: the node reference is the nodes' own, the test command is CI's."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+def test_node_reference_is_current(pack):
+    import node_reference
+
+    readme = (REPO / "README.md").read_text()
+    assert node_reference.readme_section(readme) == node_reference.reference(), (
+        "README node reference is stale: run `python scripts/node_reference.py --write`"
+    )
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[0].startswith("python scripts/e4e_run.py")
+    assert commands[1] == "python -m pytest"
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert "python -m pytest" in [line.strip() for line in ci]
+
+
+def test_main_job_script_exists():
+    assert (REPO / "scripts" / "e4e_run.py").is_file()
