@@ -66,8 +66,19 @@ def invert(
         cfg=float(cfg),
         fingerprint=fp,
         scheduler=scheduler,
-        info={"refine_steps": refine_steps, "seed": seed},
+        info={"refine_steps": refine_steps, "seed": seed, "positive": _cond_summary(positive),
+              "negative": _cond_summary(negative) if cfg != 1.0 else None},
     )
+
+
+def _cond_summary(cond) -> list:
+    """What conditioning an inversion was made with, without keeping its tensors: shape and a checksum each."""
+    out = []
+    for item in cond or []:
+        t = item[0]
+        if isinstance(t, torch.Tensor):
+            out.append({"shape": list(t.shape), "checksum": round(float(t.float().sum()), 4)})
+    return out
 
 
 class DDIMInvertReference:

@@ -122,3 +122,30 @@ def test_original_model_untouched(sd15):
     assert repr(sd15.model_options) == opts
     after = sd15.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_progress_and_interruption(sd15):
+    import comfy.model_management
+    import comfy.utils
+
+    seen = []
+    old = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, *rest: seen.append((value, total)))
+    try:
+        _invert(sd15, _latent(6), steps=5, skip_steps=1)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(old)
+    assert seen[-1] == (5, 5) and len(seen) == 5
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            _invert(sd15, _latent(6), steps=5, skip_steps=1)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+
+
+def test_inversion_records_what_it_was_made_with(sd15):
+    inv, pos, _ = _invert(sd15, _latent(7), steps=3, skip_steps=1)
+    assert inv.info["positive"][0]["shape"] == list(pos[0][0].shape)
+    assert inv.fingerprint.model_class == "SD15" and inv.scheduler == "ddim_uniform" and inv.cfg == 3.5
+    assert inv.latents.device.type == "cpu"  # kept on ComfyUI's intermediate (offload) device
