@@ -130,7 +130,7 @@ def test_progress_and_interruption(sd15):
 
     seen = []
     old = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, *rest: seen.append((value, total)))
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, *rest, **kw: seen.append((value, total)))
     try:
         _invert(sd15, _latent(6), steps=5, skip_steps=1)
     finally:
