@@ -40,7 +40,11 @@ def resolve_input(name: str, what: str) -> str:
 
 
 def load_mask_files(names: str, what: str) -> torch.Tensor:
-    """Comma-separated mask files -> ``[K, H, W]`` float: the alpha channel if the image has one, else luminance."""
+    """Comma-separated mask files -> ``[K, H, W]`` float: the alpha channel if the image has one, else luminance.
+
+    Files of other sizes than the first are stretched to it (masks are resized to the feature maps anyway;
+    set Load Masks' width/height to put them all at the images' working size).
+    """
     masks = []
     for name in filter(None, (n.strip() for n in names.split(","))):
         path = resolve_input(name, what)
@@ -56,10 +60,10 @@ def load_mask_files(names: str, what: str) -> torch.Tensor:
         masks.append(torch.from_numpy(arr.copy()))
     if not masks:
         raise ValueError(f"{what}: no file named")
-    shapes = {tuple(m.shape) for m in masks}
-    if len(shapes) > 1:
-        raise ValueError(f"{what}: the files have different sizes {sorted(shapes)}; one size per image")
-    return torch.stack(masks)
+    h, w = masks[0].shape
+    fitted = [m if m.shape == (h, w) else torch.nn.functional.interpolate(
+        m[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0] for m in masks]
+    return torch.stack(fitted)
 
 
 def save_preview(image: torch.Tensor, prefix: str) -> dict | None:

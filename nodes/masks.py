@@ -20,6 +20,28 @@ def _as_stack(mask: torch.Tensor, name: str) -> torch.Tensor:
     return mask.float().clamp(0, 1)
 
 
+def fit_masks(stack: torch.Tensor, width: int, height: int, crop: str = "disabled") -> torch.Tensor:
+    """Resize ``[K, H, W]`` masks the way ComfyUI's ImageScale resizes images (0 keeps that side)."""
+    if not width and not height:
+        return stack
+    h, w = stack.shape[-2:]
+    width = width or max(1, round(w * height / h))
+    height = height or max(1, round(h * width / w))
+    if crop == "center":
+        target_ratio, ratio = width / height, w / h
+        if ratio > target_ratio:
+            keep = round(h * target_ratio)
+            x0 = (w - keep) // 2
+            stack = stack[..., x0:x0 + keep]
+        elif ratio < target_ratio:
+            keep = round(w / target_ratio)
+            y0 = (h - keep) // 2
+            stack = stack[..., y0:y0 + keep, :]
+    elif crop != "disabled":
+        raise ValueError(f"crop: {crop!r} is not 'disabled' or 'center'")
+    return F.interpolate(stack[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+
+
 @dataclass
 class ObjectMasks:
     """``target`` ``[K, H, W]`` and ``reference`` ``[K, Hr, Wr]`` masks (0..1), one pair per object.
@@ -81,8 +103,9 @@ class ObjectMasks:
         lh, lw = latent_hw
         if abs(h / w - lh / lw) > 0.02 * (lh / lw) + 1.0 / min(lh, lw):
             raise ValueError(
-                f"{which}_mask: mask of {w}x{h} does not fit the {which} image ({lw * 8}x{lh * 8}); "
-                f"use masks made from the {which} image itself"
+                f"{which}_mask: mask of {w}x{h} does not fit the {which} image ({lw * 8}x{lh * 8}); use masks made "
+                f"from the {which} image, or set Load Masks' width/height/crop to the ImageScale settings used "
+                "for the images"
             )
 
     def resized(self, h: int, w: int, which: str) -> torch.Tensor:

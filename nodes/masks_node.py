@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .files import load_mask_files, save_preview
-from .masks import MASKS_TYPE, ObjectMasks
+from .masks import MASKS_TYPE, ObjectMasks, fit_masks
 
 COLOURS = torch.tensor([[1.0, 0.35, 0.3], [0.3, 0.75, 1.0], [0.4, 1.0, 0.4], [1.0, 0.85, 0.3],
                         [0.85, 0.45, 1.0], [0.3, 1.0, 0.9]])
@@ -87,19 +87,22 @@ class LoadMasks:
             "required": {
                 "reference_of_object": ("STRING", {"default": "", "tooltip": "Which reference image each object takes its appearance from, e.g. '1,2' (object 1 from reference 1, object 2 from reference 2). Empty: object k from reference k when there are as many references as objects, else all from reference 1."}),
                 "invert": ("BOOLEAN", {"default": False, "tooltip": "Invert every mask (LoadImage's MASK output is 1 where the image is transparent)."}),
+                "width": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 8, "tooltip": "Resize the masks like ImageScale resizes the images (0 keeps the masks' size; 0 for one side keeps the aspect). Set it to the images' working size when they are scaled."}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 8, "tooltip": "Height for the resize, as width."}),
+                "crop": (["disabled", "center"], {"default": "disabled", "tooltip": "The crop setting of the ImageScale used for the images: disabled stretches, center crops to the new aspect first."}),
             },
             "optional": {
                 "target_mask": ("MASK", {"tooltip": "Target object masks: one MASK, or a batch with one mask per object."}),
                 "reference_mask": ("MASK", {"tooltip": "Reference object masks, in the same object order as target_mask."}),
                 "target_mask_file": ("STRING", {"default": "", "tooltip": "Alternatively: mask file names in ComfyUI's input folder, comma-separated, one per object."}),
                 "reference_mask_file": ("STRING", {"default": "", "tooltip": "Alternatively: reference mask file names in ComfyUI's input folder, comma-separated."}),
-                "target_image": ("IMAGE", {"tooltip": "The target image: checks the mask size and draws the preview."}),
-                "reference_image": ("IMAGE", {"tooltip": "The reference image(s): checks the mask size and draws the preview."}),
+                "target_image": ("IMAGE", {"tooltip": "The target image as it goes into VAE Encode: checks the (resized) mask size and draws the preview."}),
+                "reference_image": ("IMAGE", {"tooltip": "The reference image(s) as they go into VAE Encode: checks the mask size and draws the preview."}),
             },
         }
 
-    def load(self, reference_of_object, invert, target_mask=None, reference_mask=None, target_mask_file="",
-             reference_mask_file="", target_image=None, reference_image=None):
+    def load(self, reference_of_object, invert, width=0, height=0, crop="disabled", target_mask=None,
+             reference_mask=None, target_mask_file="", reference_mask_file="", target_image=None, reference_image=None):
         ref_ids = parse_reference_of_object(reference_of_object)
         tgt = _stack(target_mask, "target_mask")
         ref = _stack(reference_mask, "reference_mask")
@@ -121,6 +124,7 @@ class LoadMasks:
                                  "for each object (or none for whole images)")
             if invert:
                 tgt, ref = 1.0 - tgt, 1.0 - ref
+            tgt, ref = fit_masks(tgt, width, height, crop), fit_masks(ref, width, height, crop)
             _check_image(tgt, target_image, "target_mask", "target_image")
             if reference_image is not None:
                 ids = ref_ids or tuple(range(ref.shape[0]))

@@ -194,7 +194,7 @@ class TransferState:
             layout = CallLayout(step, need_ref, need_struct, None, None, None, None)
             if need_ref:
                 refs = self.ref_latents[step]
-                layout.cond_rows = cond[0]
+                layout.cond_rows = torch.cat(cond)  # every positive chunk (several prompts are several chunks)
                 layout.ref_rows = torch.arange(b, b + len(refs), device=x.device)
                 extra_x.append(refs)
                 source_rows.append(cond[0][:1].expand(len(refs)))
@@ -204,8 +204,8 @@ class TransferState:
                     raise ValueError(f"latent: batch of {per} but the target inversion holds {tgt.shape[0]} image(s); "
                                      "sample the same batch that was inverted")
                 start = b + sum(len(e) for e in extra_x)
-                layout.uncond_rows = uncond[0]
-                layout.struct_rows = torch.arange(start, start + per, device=x.device)
+                layout.uncond_rows = torch.cat(uncond)
+                layout.struct_rows = torch.arange(start, start + per, device=x.device).repeat(len(uncond))
                 extra_x.append(tgt)
                 source_rows.append(uncond[0])
             extra = torch.cat(extra_x).to(device=x.device, dtype=x.dtype)

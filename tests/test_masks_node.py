@@ -92,3 +92,27 @@ def test_node_registration(pack):
             for inp, opts in group.items():
                 assert isinstance(opts[1], dict) and opts[1].get("tooltip"), f"{name}.{inp} lacks a tooltip"
     assert pack.WEB_DIRECTORY == "./web/js"
+
+
+def test_resize_like_image_scale():
+    mod = pack_module("nodes.masks")
+    m = torch.zeros(1, 40, 80)
+    m[:, :, 45:60] = 1  # object at x 45..60 of 80
+    stretched = mod.fit_masks(m, 64, 64, "disabled")  # -> x 36..48 of 64
+    assert stretched.shape == (1, 64, 64) and float(stretched[0, :, 38:46].min()) > 0.9
+    assert float(stretched[0, :, :34].max()) == 0
+    cropped = mod.fit_masks(m, 64, 64, "center")  # keeps x 20..60, the object lands at x 40..64 of 64
+    assert cropped.shape == (1, 64, 64) and float(cropped[0, :, 42:62].min()) > 0.9
+    assert float(cropped[0, :, :38].max()) == 0
+    assert mod.fit_masks(m, 0, 20).shape == (1, 20, 40)
+    masks = node().load("", False, 64, 64, "disabled", target_mask=m, reference_mask=m,
+                        target_image=torch.rand(1, 64, 64, 3))["result"][0]
+    assert masks.target.shape == (1, 64, 64)
+
+
+def test_mask_files_of_different_sizes(tmp_path):
+    for name, size in (("a.png", (32, 16)), ("b.png", (64, 64))):
+        Image.fromarray(np.full((size[1], size[0]), 255, np.uint8)).save(tmp_path / name)
+    masks = node().load("", False, target_mask_file=f"{tmp_path / 'a.png'}, {tmp_path / 'b.png'}",
+                        reference_mask=torch.ones(2, 8, 8))["result"][0]
+    assert masks.target.shape == (2, 16, 32)

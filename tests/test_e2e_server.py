@@ -1,0 +1,206 @@
+"""End to end: a real ComfyUI server (``main.py --cpu``) with this pack in custom_nodes, driven by the
+headless runner over HTTP and the websocket, on a random-weight checkpoint with SD1.5's real shapes.
+
+Needs a full ComfyUI checkout (COMFYUI_PATH) and a Python with its requirements and without notcomfy
+(E4E_COMFY_PYTHON, default: this Python), and ~2.2 GB of disk for the checkpoint (cached in the temp
+folder between runs, never in the repository). Run it as
+
+    COMFYUI_PATH=/path/to/ComfyUI E4E_COMFY_PYTHON=/venv/bin/python /venv/bin/python -m pytest tests/test_e2e_server.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import e2e_support as es
+import harness
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+SIZE, STEPS, SKIP = 64, 4, 1
+CACHE = Path(tempfile.gettempdir()) / "e4e_e2e_random_sd15_fp16.safetensors"
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("e4e_run", es.REPO / "scripts" / "e4e_run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("e4e_run", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+run = _load_runner()
+
+
+def _skip_reason() -> str | None:
+    checkout = harness.find_checkout()
+    if checkout is None:
+        return ("end-to-end: needs a full ComfyUI checkout (set COMFYUI_PATH) and a Python with its requirements "
+                "(E4E_COMFY_PYTHON); this environment has only the comfy/ core")
+    python = es.comfy_python()
+    missing = [m for m in ("aiohttp", "torchsde", "safetensors", "av", "alembic", "requests") if not es.has_module(python, m)]
+    if missing:
+        return f"end-to-end: {python} lacks ComfyUI's requirements {missing} (set E4E_COMFY_PYTHON)"
+    if not CACHE.is_file() and es.disk_free_gb(Path(tempfile.gettempdir())) < 6:
+        return "end-to-end: needs ~6 GB of free disk for the random SD1.5 checkpoint"
+    return None
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    start = time.monotonic()
+    if not CACHE.is_file():
+        es.write_random_sd15(CACHE.with_suffix(".tmp"), harness.find_checkout())
+        CACHE.with_suffix(".tmp").rename(CACHE)
+    print(f"\nrandom SD1.5 checkpoint ready in {time.monotonic() - start:.1f} s")
+    return CACHE
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, checkpoint):
+    base = tmp_path_factory.mktemp("comfy_base")
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    os.symlink(checkpoint, base / "models" / "checkpoints" / run.SD15_CHECKPOINT)
+    comfy = es.ComfyServer(harness.find_checkout(), base)
+    start = time.monotonic()
+    try:
+        comfy.start()
+    except RuntimeError as exc:
+        comfy.stop()
+        pytest.fail(str(exc))
+    print(f"server up in {time.monotonic() - start:.1f} s at {comfy.url}")
+    yield comfy
+    comfy.stop()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e_images")
+    out = {}
+    for name, colour in (("reference", (200, 60, 40)), ("reference_2", (40, 60, 200)), ("target", (90, 160, 90))):
+        img = Image.new("RGB", (SIZE, SIZE), colour)
+        img.paste((250, 250, 250), (SIZE // 4, SIZE // 4, SIZE // 2, SIZE // 2))
+        img.save(d / f"{name}.png")
+        out[name] = str(d / f"{name}.png")
+    for name, box in (("mask_1", (0, 0, SIZE // 2, SIZE)), ("mask_2", (SIZE // 2, 0, SIZE, SIZE))):
+        m = Image.new("L", (SIZE, SIZE), 0)
+        m.paste(255, box)
+        m.save(d / f"{name}.png")
+        out[name] = str(d / f"{name}.png")
+    return out
+
+
+def test_object_info_shows_the_pack_nodes_with_tooltips(server):
+    info = server.object_info()
+    for name in es.PACK_NODES:
+        assert name in info, f"{name} not loaded; server log:\n{server.tail()}"
+        node = info[name]
+        assert node["description"] and node["category"].startswith("appearance transfer")
+        for section in ("required", "optional"):
+            for key, entry in node["input"].get(section, {}).items():
+                assert len(entry) > 1 and entry[1].get("tooltip"), f"{name}.{key} has no tooltip"
+        assert node.get("output_tooltips") and all(node["output_tooltips"])
+
+
+def test_workflows_are_served_as_templates(server):
+    """The template browser lists exactly the editor workflows (not the API copies), each with its picture."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "/api/workflow_templates", timeout=30) as r:
+        listed = json.loads(r.read())
+    assert sorted(listed.get("eye_for_an_eye", [])) == sorted(es.WORKFLOW_NAMES)
+    for name in es.WORKFLOW_NAMES:
+        base = f"{server.url}/api/workflow_templates/eye_for_an_eye/{name}"
+        with urllib.request.urlopen(base + ".json", timeout=30) as r:
+            assert json.loads(r.read()) == es.load(name, "editor")
+        with urllib.request.urlopen(base + ".jpg", timeout=30) as r:
+            assert r.headers["Content-Type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize("masks", [True, False], ids=["sd15_masks", "sd15_whole_image"])
+def test_runner_cli_on_a_real_server(server, images, tmp_path, masks, capsys):
+    args = ["--server", server.url, "--reference", images["reference"], "--target", images["target"],
+            "--size", str(SIZE), "--steps", str(STEPS), "--skip-steps", str(SKIP), "--out", str(tmp_path)]
+    if masks:
+        args += ["--reference-mask", images["mask_1"], "--target-mask", images["mask_1"]]
+    start = time.monotonic()
+    rc = run.main(args)
+    captured = capsys.readouterr()
+    assert rc == 0, f"{captured.err}\nserver log:\n{server.tail()}"
+    (path,) = captured.out.split()
+    assert Image.open(path).size == (SIZE, SIZE)
+    print(f"{'masks' if masks else 'whole image'}: {time.monotonic() - start:.1f} s")
+
+
+def _run_prompt(server, name: str, uploads: dict, extra=None) -> list[bytes]:
+    client = run.ComfyClient(server.url, timeout=120)
+    names = {k: client.upload(f"e2e_{name}_{k}.png", Path(v).read_bytes()) for k, v in uploads.items()}
+    prompt = run.fill_workflow(es.load(name, "api"), names,
+                               {"width": SIZE, "height": SIZE, "steps": STEPS, "skip_steps": SKIP})
+    for node in prompt.values():
+        (extra or (lambda n, names: None))(node, names)
+    entry = client.run(prompt, timeout=1800)
+    return [client.view(i) for i in run.saved_images(prompt, entry)]
+
+
+def test_two_objects_workflow(server, images):
+    def extra(node, names):
+        title, inputs = node["_meta"]["title"], node["inputs"]
+        if title == "Reference image 2":
+            inputs["image"] = names["reference_2"]
+        if title in ("Scale reference 2",):
+            inputs["width"] = inputs["height"] = SIZE
+        if title == "Invert reference 2":
+            inputs["steps"], inputs["skip_steps"] = STEPS, SKIP
+        if node["class_type"] == "E4ELoadMasks":
+            inputs["target_mask_file"] = f"{names['mask_1']},{names['mask_2']}"
+            inputs["reference_mask_file"] = f"{names['mask_1']},{names['mask_2']}"
+
+    start = time.monotonic()
+    uploads = {k: images[k] for k in ("reference", "reference_2", "target", "mask_1", "mask_2")}
+    (png,) = _run_prompt(server, "sd15_two_objects", uploads, extra)
+    assert Image.open(io.BytesIO(png)).size == (SIZE, SIZE)
+    print(f"two objects: {time.monotonic() - start:.1f} s")
+
+
+def test_ksampler_advanced_workflow(server, images):
+    start = time.monotonic()
+    (png,) = _run_prompt(server, "sd15_ksampler_advanced", {k: images[k] for k in ("reference", "target")})
+    assert Image.open(io.BytesIO(png)).size == (SIZE, SIZE)
+    print(f"KSamplerAdvanced: {time.monotonic() - start:.1f} s")
+
+
+def test_node_errors_from_a_real_server(server, images, tmp_path, capsys):
+    rc = run.main(["--server", server.url, "--reference", images["reference"], "--target", images["target"],
+                   "--checkpoint", "no_such_model.safetensors", "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "(CheckpointLoaderSimple)" in err and "no_such_model.safetensors" in err
+
+
+def test_runner_in_process_with_a_real_checkpoint(checkpoint, images, tmp_path):
+    """In-process mode: ComfyUI's checkpoint loader and CLIP, then the pack's nodes, in a fresh Python."""
+    import subprocess
+
+    env = dict(os.environ, COMFYUI_PATH=str(harness.find_checkout()))
+    cmd = [es.comfy_python(), str(es.REPO / "scripts" / "e4e_run.py"), "--reference", images["reference"],
+           "--target", images["target"], "--reference-mask", images["mask_1"], "--target-mask", images["mask_1"],
+           "--checkpoint", str(checkpoint), "--size", str(SIZE), "--steps", str(STEPS), "--skip-steps", str(SKIP),
+           "--out", str(tmp_path)]
+    start = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = done.stdout.split()
+    assert Image.open(path).size == (SIZE, SIZE)
+    print(f"in-process: {time.monotonic() - start:.1f} s")

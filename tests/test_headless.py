@@ -1,0 +1,436 @@
+"""The headless runner scripts/e4e_run.py: in-process on the tiny models, and its HTTP client against
+loopback servers (127.0.0.1 only) that answer like ComfyUI's API: upload, prompt, history, view, websocket."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import json
+import queue
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import e2e_support as es
+import pytest
+import tiny_models
+import torch
+from PIL import Image
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("e4e_run", es.REPO / "scripts" / "e4e_run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("e4e_run", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+run = _load_runner()
+
+
+def _image(path, seed, size=(64, 64), mode="RGB"):
+    g = torch.Generator().manual_seed(seed)
+    arr = (torch.rand(size[1], size[0], 3, generator=g) * 255).to(torch.uint8).numpy()
+    Image.fromarray(arr).convert(mode).save(path)
+    return str(path)
+
+
+def _mask(path, size=(64, 64)):
+    img = Image.new("L", size, 0)
+    img.paste(255, (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
+    img.save(path)
+    return str(path)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    return {"reference": _image(tmp_path / "ref.png", 1), "target": _image(tmp_path / "tgt.png", 2),
+            "reference_mask": _mask(tmp_path / "ref_mask.png"), "target_mask": _mask(tmp_path / "tgt_mask.png")}
+
+
+# ------------------------------------------------------------------------------------------ in-process
+
+
+def test_in_process_pipeline_writes_an_image(monkeypatch, tmp_path, files, pack, sd15, vae):
+    """The CLI's in-process path on the tiny SD1.5 UNet and VAE, with conditioning tensors given directly."""
+    conds = tiny_models.sd15_conds()
+    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
+    monkeypatch.setattr(run, "comfy_checkout", lambda: tmp_path)
+    monkeypatch.setattr(run, "setup_comfy", lambda path: None)
+    monkeypatch.setattr(run, "load_checkpoint", lambda path: (sd15, "clip", vae))
+    monkeypatch.setattr(run, "encode_prompt", lambda clip, text: conds[0] if text.startswith("A photo") else conds[1])
+    monkeypatch.setattr(run, "load_pack", lambda: pack)
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"not read")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    rc = run.main(["--reference", files["reference"], "--target", files["target"],
+                   "--reference-mask", files["reference_mask"], "--target-mask", files["target_mask"],
+                   "--checkpoint", str(ckpt), "--size", "64", "--steps", "4", "--skip-steps", "1",
+                   "--out", str(out), "--quiet"])
+    assert rc == 0
+    written = out / "tgt_from_ref.png"
+    img = Image.open(written)
+    assert img.size == (64, 64) and img.mode == "RGB"
+    print(f"in-process transfer, 64 px, 4 steps: {time.monotonic() - start:.1f} s")
+
+
+def test_pipeline_function_without_masks(pack, sd15, vae):
+    pos, neg = tiny_models.sd15_conds()
+    g = torch.Generator().manual_seed(3)
+    ref, tgt = torch.rand(1, 64, 64, 3, generator=g), torch.rand(1, 64, 64, 3, generator=g)
+    images = run.transfer_pipeline(pack, sd15, vae, pos, neg, ref, tgt, settings={"steps": 3, "skip_steps": 1})
+    assert images.shape == (1, 64, 64, 3) and torch.isfinite(images).all()
+    with pytest.raises(run.RunError, match="same size"):
+        run.transfer_pipeline(pack, sd15, vae, pos, neg, ref[:, :32], tgt, settings={"steps": 3})
+
+
+def test_in_process_needs_comfyui_path(monkeypatch, files, capsys):
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    rc = run.main(["--reference", files["reference"], "--target", files["target"], "--checkpoint", "x.safetensors"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "COMFYUI_PATH" in err and len(err.splitlines()) == 1
+
+
+def test_in_process_missing_checkpoint(monkeypatch, tmp_path, files, capsys):
+    monkeypatch.setattr(run, "comfy_checkout", lambda: tmp_path)
+    rc = run.main(["--reference", files["reference"], "--target", files["target"],
+                   "--checkpoint", str(tmp_path / "nope.safetensors")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "nope.safetensors" in err and "not found" in err and len(err.splitlines()) == 1
+
+
+def test_unreadable_image(tmp_path, files, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG but not really")
+    with FakeComfy() as server:
+        rc = run.main(["--server", server.url, "--reference", str(bad), "--target", files["target"]])
+        assert not server.uploads  # nothing was sent
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "broken.png" in err and "cannot read" in err and len(err.splitlines()) == 1
+    rc = run.main(["--server", "http://127.0.0.1:9", "--reference", str(tmp_path / "absent.png"),
+                   "--target", files["target"]])
+    assert rc != 0 and "absent.png" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ a loopback ComfyUI API
+
+
+def _png(color=(200, 40, 40), size=(16, 16)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + struct.pack(">H", n)
+    else:
+        head += bytes([127]) + struct.pack(">Q", n)
+    return head + payload
+
+
+class FakeComfy:
+    """ComfyUI's HTTP API as the runner uses it. mode: 'ok', 'fail' (every run ends in execution_error)."""
+
+    def __init__(self, mode: str = "ok", websocket: bool = True):
+        self.mode, self.websocket = mode, websocket
+        self.uploads: dict[str, bytes] = {}
+        self.prompts: list[dict] = []
+        self.history: dict[str, dict] = {}
+        self.outputs: dict[str, bytes] = {}
+        self.clients: dict[str, queue.Queue] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _json(self, obj, status=200):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/upload/image":
+                    return self._json(fake.upload(self.headers["Content-Type"], body))
+                if self.path == "/prompt":
+                    status, reply = fake.queue_prompt(json.loads(body))
+                    return self._json(reply, status)
+                self._json({}, 404)
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if url.path == "/ws" and fake.websocket:
+                    return fake.serve_websocket(self, query.get("clientId", ""))
+                if url.path.startswith("/history/"):
+                    pid = url.path.rsplit("/", 1)[1]
+                    with fake.lock:
+                        entry = fake.history.get(pid)
+                    return self._json({pid: entry} if entry else {})
+                if url.path == "/view":
+                    data = fake.outputs.get(f"{query.get('type')}/{query.get('subfolder')}/{query.get('filename')}")
+                    if data is None:
+                        return self._json({}, 404)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
+                self._json({}, 404)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    # -- endpoints
+
+    def upload(self, content_type: str, body: bytes) -> dict:
+        boundary = content_type.split("boundary=", 1)[1].encode()
+        fields, name = {}, None
+        for part in body.split(b"--" + boundary)[1:-1]:
+            head, _, data = part.strip(b"\r\n").partition(b"\r\n\r\n")
+            disposition = head.decode().split("\r\n")[0]
+            key = disposition.split('name="', 1)[1].split('"', 1)[0]
+            if 'filename="' in disposition:
+                name = disposition.split('filename="', 1)[1].split('"', 1)[0]
+            fields[key] = data
+        assert fields["type"] == b"input" and name
+        with self.lock:
+            self.uploads[name] = fields["image"]
+        return {"name": name, "subfolder": "", "type": "input"}
+
+    def queue_prompt(self, body: dict):
+        prompt, client_id = body["prompt"], body.get("client_id")
+        with self.lock:
+            self.prompts.append(prompt)
+        errors = {}
+        for node_id, node in prompt.items():
+            inputs = node["inputs"]
+            if node["class_type"] == "CheckpointLoaderSimple" and inputs["ckpt_name"] == "missing.safetensors":
+                errors[node_id] = {"errors": [{"type": "value_not_in_list", "message": "Value not in list",
+                                               "details": "ckpt_name: 'missing.safetensors' not in []",
+                                               "extra_info": {}}],
+                                   "dependent_outputs": [], "class_type": node["class_type"]}
+            if node["class_type"] in ("LoadImage", "LoadImageMask") and inputs["image"] not in self.uploads:
+                errors[node_id] = {"errors": [{"type": "custom_validation_failed", "message": "Invalid image file",
+                                               "details": f"image - {inputs['image']}", "extra_info": {}}],
+                                   "dependent_outputs": [], "class_type": node["class_type"]}
+        if errors:
+            return 400, {"error": {"type": "prompt_outputs_failed_validation",
+                                   "message": "Prompt outputs failed validation", "details": "", "extra_info": {}},
+                         "node_errors": errors}
+        pid = str(uuid.uuid4())
+        events = [("execution_start", {"prompt_id": pid})]
+        outputs, messages = {}, [["execution_start", {"prompt_id": pid}]]
+        if self.mode == "fail":
+            err = {"prompt_id": pid, "node_id": "14", "node_type": "E4EDDIMInvertReference", "executed": [],
+                   "exception_message": "Allocation failed\nout of memory", "exception_type": "RuntimeError",
+                   "traceback": [], "current_inputs": {}, "current_outputs": []}
+            events.append(("execution_error", err))
+            messages.append(["execution_error", err])
+            status = {"status_str": "error", "completed": False, "messages": messages}
+        else:
+            for node_id, node in prompt.items():
+                events.append(("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid}))
+                if node["class_type"] in ("SaveImage", "PreviewImage"):
+                    kind = "output" if node["class_type"] == "SaveImage" else "temp"
+                    image = {"filename": f"{pid[:8]}_{node_id}.png", "subfolder": "e4e", "type": kind}
+                    self.outputs[f"{kind}/e4e/{image['filename']}"] = _png()
+                    outputs[node_id] = {"images": [image]}
+                    events.append(("executed", {"node": node_id, "output": outputs[node_id], "prompt_id": pid}))
+                if node["class_type"] == "E4EAppearanceTransferSampler":
+                    events.append(("progress", {"value": 1, "max": 3, "prompt_id": pid, "node": node_id}))
+            events.append(("execution_success", {"prompt_id": pid}))
+            status = {"status_str": "success", "completed": True, "messages": messages}
+        with self.lock:
+            self.history[pid] = {"prompt": [0, pid, prompt, {"client_id": client_id}, []], "outputs": outputs,
+                                 "status": status, "meta": {}}
+        events.append(("executing", {"node": None, "prompt_id": pid}))
+        if client_id in self.clients:
+            for event in events:
+                self.clients[client_id].put(event)
+        return 200, {"prompt_id": pid, "number": len(self.prompts), "node_errors": {}}
+
+    def serve_websocket(self, handler, client_id: str):
+        key = handler.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        handler.send_response(101)
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", accept.decode())
+        handler.end_headers()
+        handler.close_connection = True
+        events = self.clients.setdefault(client_id, queue.Queue())
+        out = handler.wfile
+        status = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
+                                                         "sid": client_id}}).encode()
+        out.write(_frame(0x9, b"hi"))  # a ping: the client must answer and go on
+        out.write(_frame(0x1, status[:10], fin=False) + _frame(0x0, status[10:]))  # fragmented
+        out.flush()
+        deadline = time.monotonic() + 20  # bounded
+        try:
+            while time.monotonic() < deadline and not self.stopping.is_set():
+                try:
+                    kind, data = events.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if kind == "executed":
+                    out.write(_frame(0x2, b"\x00\x00\x00\x01" + _png()))  # a binary preview first
+                out.write(_frame(0x1, json.dumps({"type": kind, "data": data}).encode()))
+                out.flush()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------- HTTP tests
+
+
+def _specs(pack):
+    return {**es.builtin_specs(), **es.pack_specs(pack)}
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys):
+    out = tmp_path / "out"
+    with FakeComfy(websocket=websocket) as server:
+        rc = run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                       "--reference-mask", files["reference_mask"], "--target-mask", files["target_mask"],
+                       "--domain", "cat", "--size", "64", "--steps", "6", "--skip-steps", "1", "--out", str(out)])
+        assert rc == 0, capsys.readouterr().err
+        (prompt,) = server.prompts
+        uploads = dict(server.uploads)
+    assert capsys.readouterr().out.strip() == str(out / "tgt_from_ref.png")
+    assert (out / "tgt_from_ref.png").read_bytes() == _png()
+    assert es.check_api(prompt, _specs(pack)) == []
+    by_title = {n["_meta"]["title"]: n for n in prompt.values()}
+    T = run.TITLES
+    for key in ("reference_image", "target_image", "reference_mask", "target_mask"):
+        name = by_title[T[key]]["inputs"]["image"]
+        assert name in uploads and Image.open(io.BytesIO(uploads[name])).size == (64, 64)
+    assert Image.open(io.BytesIO(uploads[by_title[T["target_mask"]]["inputs"]["image"]])).mode == "L"
+    assert by_title[T["prompt"]]["inputs"]["text"] == "A photo of a cat"
+    assert by_title[T["scale_target"]]["inputs"]["width"] == 64
+    assert by_title[T["invert_target"]]["inputs"]["steps"] == 6
+    assert by_title[T["invert_reference"]]["inputs"]["skip_steps"] == 1
+    assert any(n["class_type"] == "E4ELoadMasks" for n in prompt.values())
+
+
+def test_server_mode_whole_image_and_sdxl_variants(tmp_path, files, pack):
+    with FakeComfy() as server:
+        assert run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                         "--size", "64", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+        assert run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                         "--sdxl", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+        whole, sdxl = server.prompts
+    specs = _specs(pack)
+    for prompt in (whole, sdxl):
+        assert es.check_api(prompt, specs) == []
+        types = [n["class_type"] for n in prompt.values()]
+        assert "E4ELoadMasks" not in types and "LoadImageMask" not in types
+    ckpt = next(n for n in sdxl.values() if n["class_type"] == "CheckpointLoaderSimple")
+    assert ckpt["inputs"]["ckpt_name"] == run.SDXL_CHECKPOINT
+    assert next(n for n in sdxl.values() if n["class_type"] == "ImageScale")["inputs"]["width"] == 1024
+
+
+def test_drop_masks_gives_the_whole_image_graph():
+    masks, whole = es.load("sd15_masks", "api"), es.load("sd15_whole_image", "api")
+    dropped = run.drop_masks(masks)
+    assert sorted(n["class_type"] for n in dropped.values()) == sorted(n["class_type"] for n in whole.values())
+    patch = next(n for n in dropped.values() if n["class_type"] == "E4ESemanticMatchPatch")
+    assert "masks" not in patch["inputs"]
+
+
+def test_node_errors_are_reported(tmp_path, files, capsys):
+    with FakeComfy() as server:
+        rc = run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                       "--checkpoint", "missing.safetensors", "--out", str(tmp_path), "--quiet"])
+        assert len(server.prompts) == 1  # a refused workflow is not retried on the same server
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1
+    assert "node 1 (CheckpointLoaderSimple)" in err and "Value not in list" in err and "missing.safetensors" in err
+
+
+def test_execution_error_is_reported(tmp_path, files, capsys):
+    with FakeComfy(mode="fail") as server:
+        rc = run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                       "--retries", "1", "--out", str(tmp_path), "--quiet"])
+        assert len(server.prompts) == 2  # bounded: one try and one retry
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "node 14 (E4EDDIMInvertReference)" in err and "out of memory" in err
+
+
+def test_server_down(tmp_path, files, capsys):
+    port = es.free_port()  # nothing listens there
+    start = time.monotonic()
+    rc = run.main(["--server", f"http://127.0.0.1:{port}", "--reference", files["reference"],
+                   "--target", files["target"], "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1
+    assert f"127.0.0.1:{port}" in err and "not reachable" in err and "connection refused" in err
+    assert time.monotonic() - start < 5
+
+
+def test_pairs_spread_over_two_servers_with_retry(tmp_path, files, capsys):
+    rows = ["reference,target,reference_mask,target_mask"]
+    for i in range(4):
+        _image(tmp_path / f"r{i}.png", 10 + i)
+        _image(tmp_path / f"t{i}.png", 20 + i)
+        rows.append(f"r{i}.png,t{i}.png" + (",ref_mask.png,tgt_mask.png" if i % 2 else ""))
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    with FakeComfy(mode="fail") as bad, FakeComfy() as good:
+        rc = run.main(["--server", bad.url, "--server", good.url, "--pairs", str(csv_path), "--size", "64",
+                       "--out", str(out), "--quiet"])
+        tried_bad, done_good = len(bad.prompts), len(good.prompts)
+    report = capsys.readouterr().out
+    assert rc == 0, report
+    assert "4 of 4 transfers done, 0 failed" in report
+    assert tried_bad >= 1 and done_good == 4  # whatever failed on one went to the other
+    assert sorted(p.name for p in out.iterdir()) == [f"t{i}_from_r{i}.png" for i in range(4)]
+    assert report.count(f"on {good.url}") == 4
+    assert "2 attempt(s)" in report
+
+
+def test_pairs_fail_when_every_server_fails(tmp_path, files, capsys):
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("ref.png,tgt.png\n")
+    with FakeComfy(mode="fail") as a, FakeComfy(mode="fail") as b:
+        rc = run.main(["--server", a.url, "--server", b.url, "--pairs", str(csv_path), "--retries", "2",
+                       "--out", str(tmp_path / "out"), "--quiet"])
+        assert len(a.prompts) + len(b.prompts) == 3  # bounded: 1 + 2 retries
+    report = capsys.readouterr().out
+    assert rc == 1 and "FAIL" in report and "0 of 1 transfers done, 1 failed" in report
