@@ -41,7 +41,7 @@ def test_transfer_changes_the_masked_object_and_keeps_the_background(sd15, pair)
     print(f"mean |out - target| inside {float(inside):.4f}, outside {float(outside):.4f}")
     assert inside > 0.05
     # attention mixes tokens, so the background moves a little, but much less than the object
-    assert outside < 0.5 * inside
+    assert outside < 0.2 * inside  # measured: inside 0.87, outside 0.041 (VAE latent units)
 
 
 def _expected_phases(state, steps, skip):
