@@ -35,10 +35,10 @@ FAR = 0.25  # above this the schedules are refused
 @dataclass
 class Settings:
     layers: tuple[tuple[str, int], ...]
-    start_percent: float = 0.15
+    start_percent: float = 0.16
     end_percent: float = 1.0
     struct_every: int = 5
-    struct_end_percent: float = 0.59
+    struct_end_percent: float = 0.60
     strength: float = 1.0
 
     def __post_init__(self):

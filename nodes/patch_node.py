@@ -35,7 +35,7 @@ def _check_inversion(inv, name: str, fp, target: Inversion | None = None):
 
 
 def build_state(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
-                start_percent=0.15, end_percent=1.0, structure_every=5, structure_end_percent=0.59,
+                start_percent=0.16, end_percent=1.0, structure_every=5, structure_end_percent=0.60,
                 strength=1.0) -> TransferState:
     fp = fingerprint(model)  # refuses unsupported families first
     _check_inversion(target, "target", fp)
@@ -86,10 +86,10 @@ class SemanticMatchPatch:
                 "target": (INVERSION_TYPE, {"tooltip": "Inversion of the target image: the structure. Its schedule and start step drive the patch."}),
                 "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Decoder self-attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL."}),
                 "custom_layers": ("STRING", {"default": "output.6-11", "multiline": False, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3'."}),
-                "start_percent": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts (authors: step 10 of 68, about 0.15)."}),
+                "start_percent": ("FLOAT", {"default": 0.16, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts. 0.16 reproduces the authors' code exactly: structure injection at step 11 of 68, matching from step 12 (their config says 10; their step counter lags one step)."}),
                 "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
                 "structure_every": ("INT", {"default": 5, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5). 0 turns it off."}),
-                "structure_end_percent": ("FLOAT", {"default": 0.59, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (authors: step 40 of 68, about 0.59)."}),
+                "structure_end_percent": ("FLOAT", {"default": 0.60, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (0.60: the authors' last structure step is 36 of 68)."}),
                 "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
             },
             "optional": optional,

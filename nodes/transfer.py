@@ -25,7 +25,7 @@ def _state(model) -> TransferState:
     return state
 
 
-def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_start_percent: float = 0.72,
+def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_start_percent: float = 0.73,
              seed: int = 0) -> torch.Tensor:
     """Run the transfer; returns the output latent (VAE space) ``[B, C, H, W]``."""
     state = _state(model)
@@ -131,7 +131,7 @@ class AppearanceTransferSampler:
                 "negative": ("CONDITIONING", {"tooltip": "Negative prompt (authors: empty)."}),
                 "cfg": ("FLOAT", {"default": 2.5, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG scale (authors: 2.5). Only the conditional branch is rearranged, so CFG pushes towards the reference appearance."}),
                 "adain": ("BOOLEAN", {"default": True, "tooltip": "Masked AdaIN on the latent in the last steps: inside each object, the latent's channel mean/std are set to the reference's."}),
-                "adain_start_percent": ("FLOAT", {"default": 0.72, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where AdaIN starts in the sampled steps (authors: the last ~28%)."}),
+                "adain_start_percent": ("FLOAT", {"default": 0.73, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where AdaIN starts in the sampled steps (0.73: after steps 49..67 of 68, as the authors' code runs it)."}),
             },
             "optional": {
                 "target_image": ("IMAGE", {"tooltip": "The target image, only for the correspondence viewer in the editor."}),
