@@ -8,6 +8,7 @@ real ``nodes.py`` when a full ComfyUI checkout is at hand.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -298,6 +299,23 @@ def check_api(prompt: dict, specs: dict) -> list[str]:
 
 def load(name: str, kind: str = "editor") -> dict:
     return json.loads((WORKFLOWS / (f"{name}.json" if kind == "editor" else f"api/{name}.api.json")).read_text())
+
+
+# ------------------------------------------------------------------------------------ the runner
+
+
+def load_runner():
+    """scripts/e4e_run.py, loaded by path as module ``e4e_run``; it puts scripts/ on sys.path for its parts."""
+    spec = importlib.util.spec_from_file_location("e4e_run", REPO / "scripts" / "e4e_run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("e4e_run", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def runner_part(name: str):
+    """The module ``name`` of the runner's package scripts/e4e_headless (after load_runner)."""
+    return importlib.import_module(f"e4e_headless.{name}")
 
 
 # ------------------------------------------------------------------------------------- real server

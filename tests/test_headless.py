@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import queue
 import struct
-import sys
 import threading
 import time
 import urllib.parse
@@ -23,16 +21,9 @@ import tiny_models
 import torch
 from PIL import Image
 
-
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("e4e_run", es.REPO / "scripts" / "e4e_run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("e4e_run", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_runner()
+run = es.load_runner()
+inprocess = es.runner_part("inprocess")
+workflow_fill = es.runner_part("workflow_fill")
 
 
 def _image(path, seed, size=(64, 64), mode="RGB"):
@@ -62,11 +53,12 @@ def test_in_process_pipeline_writes_an_image(monkeypatch, tmp_path, files, pack,
     """The CLI's in-process path on the tiny SD1.5 UNet and VAE, with conditioning tensors given directly."""
     conds = tiny_models.sd15_conds()
     monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
-    monkeypatch.setattr(run, "comfy_checkout", lambda: tmp_path)
-    monkeypatch.setattr(run, "setup_comfy", lambda path: None)
-    monkeypatch.setattr(run, "load_checkpoint", lambda path: (sd15, "clip", vae))
-    monkeypatch.setattr(run, "encode_prompt", lambda clip, text: conds[0] if text.startswith("A photo") else conds[1])
-    monkeypatch.setattr(run, "load_pack", lambda: pack)
+    monkeypatch.setattr(inprocess, "comfy_checkout", lambda: tmp_path)
+    monkeypatch.setattr(inprocess, "setup_comfy", lambda path: None)
+    monkeypatch.setattr(inprocess, "load_checkpoint", lambda path: (sd15, "clip", vae))
+    monkeypatch.setattr(inprocess, "encode_prompt",
+                        lambda clip, text: conds[0] if text.startswith("A photo") else conds[1])
+    monkeypatch.setattr(inprocess, "load_pack", lambda: pack)
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes(b"not read")
     out = tmp_path / "out"
@@ -86,10 +78,11 @@ def test_pipeline_function_without_masks(pack, sd15, vae):
     pos, neg = tiny_models.sd15_conds()
     g = torch.Generator().manual_seed(3)
     ref, tgt = torch.rand(1, 64, 64, 3, generator=g), torch.rand(1, 64, 64, 3, generator=g)
-    images = run.transfer_pipeline(pack, sd15, vae, pos, neg, ref, tgt, settings={"steps": 3, "skip_steps": 1})
+    images = inprocess.transfer_pipeline(pack, sd15, vae, pos, neg, ref, tgt,
+                                         settings={"steps": 3, "skip_steps": 1})
     assert images.shape == (1, 64, 64, 3) and torch.isfinite(images).all()
     with pytest.raises(run.RunError, match="same size"):
-        run.transfer_pipeline(pack, sd15, vae, pos, neg, ref[:, :32], tgt, settings={"steps": 3})
+        inprocess.transfer_pipeline(pack, sd15, vae, pos, neg, ref[:, :32], tgt, settings={"steps": 3})
 
 
 def test_in_process_needs_comfyui_path(monkeypatch, files, capsys):
@@ -100,7 +93,7 @@ def test_in_process_needs_comfyui_path(monkeypatch, files, capsys):
 
 
 def test_in_process_missing_checkpoint(monkeypatch, tmp_path, files, capsys):
-    monkeypatch.setattr(run, "comfy_checkout", lambda: tmp_path)
+    monkeypatch.setattr(inprocess, "comfy_checkout", lambda: tmp_path)
     rc = run.main(["--reference", files["reference"], "--target", files["target"],
                    "--checkpoint", str(tmp_path / "nope.safetensors")])
     err = capsys.readouterr().err.strip()
@@ -367,7 +360,7 @@ def test_server_mode_whole_image_and_sdxl_variants(tmp_path, files, pack):
 
 def test_drop_masks_gives_the_whole_image_graph():
     masks, whole = es.load("sd15_masks", "api"), es.load("sd15_whole_image", "api")
-    dropped = run.drop_masks(masks)
+    dropped = workflow_fill.drop_masks(masks)
     assert sorted(n["class_type"] for n in dropped.values()) == sorted(n["class_type"] for n in whole.values())
     patch = next(n for n in dropped.values() if n["class_type"] == "E4ESemanticMatchPatch")
     assert "masks" not in patch["inputs"]

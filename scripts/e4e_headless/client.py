@@ -1,0 +1,199 @@
+"""The parts of ComfyUI's HTTP API the runner uses: upload, queue, follow, history, view."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.parse
+import uuid
+
+from .errors import Refused, RunError, ServerDown, last_line
+from .websocket import WebSocket
+
+
+def node_errors_message(body: dict) -> str:
+    """One line from a /prompt 400 reply: each failing node's id, class and messages."""
+    parts = []
+    for node_id, entry in (body.get("node_errors") or {}).items():
+        msgs = []
+        for err in entry.get("errors", []):
+            msg = err.get("message", "error")
+            if err.get("details"):
+                msg += f": {err['details']}"
+            msgs.append(msg)
+        parts.append(f"node {node_id} ({entry.get('class_type', '?')}): {'; '.join(msgs) or 'invalid'}")
+    if not parts:
+        err = body.get("error") or {}
+        text = err.get("message", "invalid prompt") if isinstance(err, dict) else str(err)
+        details = err.get("details") if isinstance(err, dict) else ""
+        parts.append(text + (f": {details}" if details and details != text else ""))
+    return "the server refused the workflow: " + " | ".join(parts)
+
+
+class ComfyClient:
+    """The parts of ComfyUI's HTTP API the runner uses."""
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        if "://" not in url:
+            url = "http://" + url
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise RunError(f"--server: {url!r} is not an http URL like http://127.0.0.1:8188")
+        self.url = f"{parsed.scheme}://{parsed.netloc}"
+        self.https = parsed.scheme == "https"
+        self.host = parsed.hostname
+        self.port = parsed.port or (443 if self.https else 80)
+        self.timeout = timeout
+
+    def _conn(self):
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=self.timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        conn = self._conn()
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except ConnectionRefusedError:
+            raise ServerDown(f"server {self.url} is not reachable (connection refused)") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise ServerDown(f"server {self.url} is not reachable ({type(exc).__name__}: {exc})") from None
+        finally:
+            conn.close()
+
+    def get_json(self, path: str):
+        status, data = self.request("GET", path)
+        if status != 200:
+            raise RunError(f"server {self.url}: GET {path} answered {status}")
+        return json.loads(data)
+
+    def upload(self, name: str, data: bytes, kind: str = "input") -> str:
+        """POST /upload/image (multipart); returns the name the server stored it under."""
+        boundary = uuid.uuid4().hex
+        fields = [("overwrite", "true"), ("type", kind)]
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields)
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                 "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        status, reply = self.request("POST", "/upload/image", body,
+                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if status != 200:
+            raise RunError(f"server {self.url}: uploading {name} failed (HTTP {status})")
+        info = json.loads(reply)
+        return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
+
+    def queue(self, prompt: dict, client_id: str) -> str:
+        body = json.dumps({"prompt": prompt, "client_id": client_id}).encode()
+        status, reply = self.request("POST", "/prompt", body, {"Content-Type": "application/json"})
+        try:
+            data = json.loads(reply)
+        except ValueError:
+            data = None
+        if status == 400 and isinstance(data, dict):
+            raise Refused(node_errors_message(data))
+        if status != 200 or not isinstance(data, dict) or "prompt_id" not in data:
+            raise RunError(f"server {self.url}: POST /prompt answered {status}: {reply[:200]!r}")
+        return data["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict | None:
+        return self.get_json(f"/history/{urllib.parse.quote(prompt_id)}").get(prompt_id)
+
+    def view(self, image: dict) -> bytes:
+        query = urllib.parse.urlencode({"filename": image["filename"], "subfolder": image.get("subfolder", ""),
+                                        "type": image.get("type", "output")})
+        status, data = self.request("GET", f"/view?{query}")
+        if status != 200:
+            raise RunError(f"server {self.url}: downloading {image['filename']} failed (HTTP {status})")
+        return data
+
+    def websocket(self, client_id: str) -> WebSocket | None:
+        """The progress websocket, or None when the server has none (then the runner polls /history)."""
+        if self.https:
+            return None
+        try:
+            return WebSocket(self.host, self.port, f"/ws?clientId={client_id}", timeout=self.timeout)
+        except ConnectionRefusedError:
+            raise ServerDown(f"server {self.url} is not reachable (connection refused)") from None
+        except (OSError, ValueError):
+            return None
+
+    def run(self, prompt: dict, timeout: float = 3600.0, log=None) -> dict:
+        """Queue ``prompt``, wait for it, return its history entry; raises RunError on failure."""
+        client_id = uuid.uuid4().hex
+        ws = self.websocket(client_id)
+        deadline = time.monotonic() + timeout
+        try:
+            prompt_id = self.queue(prompt, client_id)
+            if ws is not None:
+                try:
+                    self._follow(ws, prompt_id, deadline, log)
+                except (OSError, ConnectionError, ValueError):
+                    pass  # the websocket broke: the history below tells what happened
+        finally:
+            if ws is not None:
+                ws.close()
+        return self._poll(prompt_id, deadline)
+
+    def _follow(self, ws: WebSocket, prompt_id: str, deadline: float, log):
+        last = 0.0
+        while time.monotonic() < deadline:
+            try:
+                msg = ws.recv(timeout=min(30.0, max(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                if self.history(prompt_id) is not None:  # missed messages: the history has it
+                    return
+                continue
+            if msg is None:
+                return
+            if isinstance(msg, bytes):
+                continue  # preview images
+            event = json.loads(msg)
+            kind, data = event.get("type"), event.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if kind == "execution_error":
+                raise RunError(f"node {data.get('node_id')} ({data.get('node_type')}) failed on {self.url}: "
+                               f"{data.get('exception_type', 'error')}: {last_line(data.get('exception_message'))}")
+            if kind == "execution_interrupted":
+                raise RunError(f"the run was interrupted on {self.url} at node {data.get('node_id')}")
+            if kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                return
+            if kind == "execution_success":
+                return
+            if kind == "progress" and log is not None and time.monotonic() - last > 5.0:
+                last = time.monotonic()
+                log(f"{self.url}: node {data.get('node')}: {data.get('value')}/{data.get('max')}")
+        raise RunError(f"server {self.url}: no result within the timeout")
+
+    def _poll(self, prompt_id: str, deadline: float) -> dict:
+        delay = 0.05
+        while True:
+            entry = self.history(prompt_id)
+            if entry is not None and (entry.get("status") or {}).get("completed") is not None:
+                break
+            if entry is not None and entry.get("outputs"):
+                break
+            if time.monotonic() > deadline:
+                raise RunError(f"server {self.url}: no result within the timeout")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        status = entry.get("status") or {}
+        if status.get("status_str") == "error":
+            for name, data in status.get("messages", []):
+                if name == "execution_error":
+                    raise RunError(f"node {data.get('node_id')} ({data.get('node_type')}) failed on {self.url}: "
+                                   f"{data.get('exception_type', 'error')}: {last_line(data.get('exception_message'))}")
+            raise RunError(f"server {self.url}: the run failed")
+        return entry
+
+
+def saved_images(prompt: dict, entry: dict) -> list[dict]:
+    """The images of the workflow's SaveImage nodes in a history entry (previews left out)."""
+    images = []
+    for node_id, out in sorted((entry.get("outputs") or {}).items()):
+        if prompt.get(node_id, {}).get("class_type") != "SaveImage":
+            continue
+        images.extend(i for i in out.get("images", []) if i.get("type", "output") == "output")
+    return images

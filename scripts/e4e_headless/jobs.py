@@ -1,0 +1,69 @@
+"""One transfer (a Job), the pairs file of a batch, output names and the inputs to upload."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RunError
+from .images import png_bytes, read_image, read_mask
+
+
+@dataclass
+class Job:
+    reference: str
+    target: str
+    reference_mask: str | None = None
+    target_mask: str | None = None
+    name: str = ""
+    attempts: int = 0
+    tried: set = field(default_factory=set)
+    server: str | None = None
+    outputs: list = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    done: bool = False
+
+
+def read_pairs(path: str) -> list[Job]:
+    base = Path(path).resolve().parent
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise RunError(f"--pairs: cannot read {path} ({exc.strerror})") from None
+    jobs = []
+    for i, row in enumerate(csv.reader(text.splitlines()), start=1):
+        row = [c.strip() for c in row]
+        if not row or not any(row) or row[0].startswith("#"):
+            continue
+        if i == 1 and row[0].lower() in ("reference", "reference_image", "ref"):
+            continue  # header
+        if len(row) not in (2, 4):
+            raise RunError(f"--pairs: {path} line {i}: expected reference,target[,reference_mask,target_mask]")
+        paths = [str((base / c).resolve()) if c else None for c in row]
+        if len(paths) == 4 and bool(paths[2]) != bool(paths[3]):
+            raise RunError(f"--pairs: {path} line {i}: give both masks or none")
+        jobs.append(Job(paths[0], paths[1], *(paths[2:4] if len(paths) == 4 else (None, None))))
+    if not jobs:
+        raise RunError(f"--pairs: {path} has no rows")
+    return jobs
+
+
+def output_name(job: Job, taken: set) -> str:
+    base = f"{Path(job.target).stem}_from_{Path(job.reference).stem}"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def prepare_inputs(job: Job, size: tuple[int, int]) -> dict:
+    """The job's images (and masks) as PNG bytes at the working size; RunError if a file cannot be read."""
+    files = {"reference": png_bytes(read_image(job.reference, "reference", size)),
+             "target": png_bytes(read_image(job.target, "target", size))}
+    if job.reference_mask:
+        files["reference_mask"] = png_bytes(read_mask(job.reference_mask, "reference mask", size))
+        files["target_mask"] = png_bytes(read_mask(job.target_mask, "target mask", size))
+    return files
