@@ -10,10 +10,8 @@ folder between runs, never in the repository). Run it as
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,15 +27,9 @@ SIZE, STEPS, SKIP = 64, 4, 1
 CACHE = Path(tempfile.gettempdir()) / "e4e_e2e_random_sd15_fp16.safetensors"
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("e4e_run", es.REPO / "scripts" / "e4e_run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("e4e_run", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_runner()
+run = es.load_runner()
+api = es.runner_part("client")
+workflow_fill = es.runner_part("workflow_fill")
 
 
 def _skip_reason() -> str | None:
@@ -145,14 +137,14 @@ def test_runner_cli_on_a_real_server(server, images, tmp_path, masks, capsys):
 
 
 def _run_prompt(server, name: str, uploads: dict, extra=None) -> list[bytes]:
-    client = run.ComfyClient(server.url, timeout=120)
+    client = api.ComfyClient(server.url, timeout=120)
     names = {k: client.upload(f"e2e_{name}_{k}.png", Path(v).read_bytes()) for k, v in uploads.items()}
-    prompt = run.fill_workflow(es.load(name, "api"), names,
-                               {"width": SIZE, "height": SIZE, "steps": STEPS, "skip_steps": SKIP})
+    prompt = workflow_fill.fill_workflow(es.load(name, "api"), names,
+                                         {"width": SIZE, "height": SIZE, "steps": STEPS, "skip_steps": SKIP})
     for node in prompt.values():
         (extra or (lambda n, names: None))(node, names)
     entry = client.run(prompt, timeout=1800)
-    return [client.view(i) for i in run.saved_images(prompt, entry)]
+    return [client.view(i) for i in api.saved_images(prompt, entry)]
 
 
 def test_two_objects_workflow(server, images):
@@ -165,6 +157,7 @@ def test_two_objects_workflow(server, images):
         if title == "Invert reference 2":
             inputs["steps"], inputs["skip_steps"] = STEPS, SKIP
         if node["class_type"] == "E4ELoadMasks":
+            inputs["width"] = inputs["height"] = SIZE
             inputs["target_mask_file"] = f"{names['mask_1']},{names['mask_2']}"
             inputs["reference_mask_file"] = f"{names['mask_1']},{names['mask_2']}"
 
