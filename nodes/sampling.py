@@ -73,9 +73,5 @@ def run_loop(
     )
 
 
-def latent_in(model, latent: torch.Tensor) -> torch.Tensor:
-    return model.model.process_latent_in(latent)
-
-
 def latent_out(model, latent: torch.Tensor) -> torch.Tensor:
     return model.model.process_latent_out(latent)

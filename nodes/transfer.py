@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import torch
 
 from ..inversion import sample_ddim, sample_edit_friendly
@@ -98,10 +97,6 @@ def correspondence_ui(state: TransferState, target_image=None, reference_image=N
             "output": None,
         })
     return entries
-
-
-def decode_src(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<i4")
 
 
 class AppearanceTransferSampler:

@@ -246,3 +246,24 @@ def test_bf16_model_keeps_its_dtype(sd15, pair):
     assert torch.isfinite(out).all()
     assert seen and all(a == torch.bfloat16 and b == torch.bfloat16 for a, b in seen)
     assert any(k == "match" for (*_, k) in state.records.events)
+
+
+def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair):
+    import base64
+
+    import numpy as np
+
+    patched = kit.patch(sd15, pair["target"], pair["reference"])
+    node = pack_module("nodes.transfer").AppearanceTransferSampler()
+    pos, neg = pair["c"]
+    out = node.sample(patched, pos, neg, 3.5, True, 0.73)
+    latent, picture = out["result"]
+    assert latent["samples"].shape == pair["tgt_lat"].shape
+    size = kit.SIZE * 8
+    assert picture.shape == (1, size, 2 * size, 3) and 0 <= float(picture.min()) and float(picture.max()) <= 1
+    entry = out["ui"]["e4e_correspondence"][0]
+    rec = pack_module("nodes.patch").state_of(patched).records
+    src = np.frombuffer(base64.b64decode(entry["src"]), dtype="<i4")
+    assert entry["grid"] == list(rec.last_grid) and entry["n_refs"] == 1
+    assert np.array_equal(src, rec.last_src[0].numpy())
+    assert (src >= 0).all()  # whole-image masks: every token matched
