@@ -9,21 +9,12 @@ in VAE latent units after inverting and sampling back from step 0).
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from common import build, conds, machine, setup, timed
+from common import build, conds, machine, parser, setup, timed
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="small", choices=["small", "medium", "sd15"])
-    ap.add_argument("--size", type=int, default=256, help="image size in pixels (latent = size / 8)")
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--cfg", type=float, default=3.5)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = parser(__doc__, cfg=3.5).parse_args()
 
     harness = setup(args.device)
     import comfy.sample

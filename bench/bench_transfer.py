@@ -9,21 +9,13 @@ decoder layers matched per step, structure injection, masked AdaIN). Wall time (
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from common import PeakMemory, build, conds, machine, setup, timed
+from common import PeakMemory, build, conds, machine, parser, setup, timed
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="small", choices=["small", "medium", "sd15"])
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=50)
+    ap = parser(__doc__, cfg=2.5)
     ap.add_argument("--skip", type=int, default=16)
-    ap.add_argument("--cfg", type=float, default=2.5)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     harness = setup(args.device)

@@ -23,6 +23,20 @@ PRESETS = {
 }
 
 
+def parser(doc: str, cfg: float):
+    """The options every benchmark shares (model preset, size, steps, CFG, device, repeats)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--preset", default="small", choices=list(PRESETS))
+    ap.add_argument("--size", type=int, default=256, help="image size in pixels (latent = size / 8)")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--cfg", type=float, default=cfg)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    return ap
+
+
 def setup(device: str):
     import harness
 
