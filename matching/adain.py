@@ -53,6 +53,8 @@ def masked_adain(
     strength: float = 1.0,
     *,
     check: bool = True,
+    x_stats_mask: torch.Tensor | None = None,
+    ref_stats_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked AdaIN: inside ``x_mask``, give ``x`` the per-channel mean/std that ``ref`` has inside ``ref_mask``.
 
@@ -66,6 +68,9 @@ def masked_adain(
         strength: 1.0 = full transfer; below 1 the normalised latent is blended towards ``x``.
         check: raise if a mask sums to zero in some batch element (synchronises). With ``check=False`` no
             host synchronisation happens and a batch element whose ``ref_mask`` is empty is left unchanged.
+        x_stats_mask, ref_stats_mask: optional weights (same shapes as the masks) used for the statistics
+            instead of ``x_mask`` / ``ref_mask``, e.g. only the pixels fully inside the object (as the authors'
+            code computes them); blending still uses ``x_mask``.
 
     Returns:
         ``x_mask * x_new + (1 - x_mask) * x`` in ``x``'s dtype, where
@@ -92,9 +97,11 @@ def masked_adain(
             if bool((w.sum(dim=(1, 2, 3)) <= 0).any()):
                 raise ValueError(f"{name} is empty (sums to zero) in some batch element")
 
+    sx = wx if x_stats_mask is None else _weights("x_stats_mask", x_stats_mask, x)
+    sr = wr if ref_stats_mask is None else _weights("ref_stats_mask", ref_stats_mask, ref)
     xf = x.to(torch.float32)
-    mean_x, std_x, _ = _stats(xf, wx, eps)
-    mean_r, std_r, total_r = _stats(ref.to(torch.float32), wr, eps)
+    mean_x, std_x, _ = _stats(xf, sx, eps)
+    mean_r, std_r, total_r = _stats(ref.to(torch.float32), sr, eps)
     x_new = (xf - mean_x) / std_x * std_r + mean_r
     if strength != 1.0:
         x_new = xf + float(strength) * (x_new - xf)

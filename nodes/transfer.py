@@ -24,6 +24,13 @@ def _state(model) -> TransferState:
     return state
 
 
+def _core(masks: torch.Tensor) -> torch.Tensor:
+    """``[K, 1, h, w]`` soft masks -> where each is fully 1; an object with no such pixel keeps its soft mask."""
+    core = (masks >= 1.0 - 1e-6).float()
+    empty = core.sum(dim=(1, 2, 3), keepdim=True) == 0
+    return torch.where(empty, masks, core)
+
+
 def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_start_percent: float = 0.73,
              seed: int = 0) -> torch.Tensor:
     """Run the transfer; returns the output latent (VAE space) ``[B, C, H, W]``."""
@@ -37,6 +44,8 @@ def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_st
     h, w = target.latent_shape[-2:]
     tmask = state.masks.resized(h, w, "target")
     rmask = state.masks.resized(h, w, "reference")
+    # statistics over the latent pixels fully inside each object (as the authors' code); blend with the soft mask
+    tcore, rcore = _core(tmask), _core(rmask)
     progress = Progress(n_run)
     state.begin_run()
 
@@ -46,7 +55,8 @@ def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_st
             return x
         refs = state.ref_latents[g].to(x)
         for k, r in enumerate(state.ref_ids):
-            x = masked_adain(x, refs[r:r + 1], tmask[k:k + 1].to(x), rmask[k:k + 1].to(x), check=False)
+            x = masked_adain(x, refs[r:r + 1], tmask[k:k + 1].to(x), rmask[k:k + 1].to(x), check=False,
+                             x_stats_mask=tcore[k:k + 1].to(x), ref_stats_mask=rcore[k:k + 1].to(x))
         return x
 
     def loop(denoise, x, sig):

@@ -421,3 +421,23 @@ def test_public_api():
     for name in matching.__all__:
         assert callable(getattr(matching, name)) or name == "DEFAULT_CHUNK_BYTES"
     assert matching.DEFAULT_CHUNK_BYTES * 1 <= 256 * 2**20
+
+
+def test_masked_adain_statistics_mask_is_separate_from_blending():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 4, 8, 8, generator=g)
+    ref = torch.randn(1, 4, 8, 8, generator=g) * 3 + 1
+    soft = torch.zeros(1, 1, 8, 8)
+    soft[..., 2:6, 2:6] = 1.0
+    soft[..., 1, 2:6] = 0.5  # a soft edge row
+    core = (soft >= 1).float()
+    out = matching.masked_adain(x, ref, soft, core, x_stats_mask=core, ref_stats_mask=core)
+    inside = out[..., 2:6, 2:6]
+    r = ref[..., 2:6, 2:6]
+    assert torch.allclose(inside.mean(dim=(2, 3)), r.mean(dim=(2, 3)), atol=1e-4)
+    assert torch.allclose(inside.std(dim=(2, 3), unbiased=False), r.std(dim=(2, 3), unbiased=False), atol=1e-3)
+    assert torch.equal(out[..., 7, :], x[..., 7, :])  # outside: untouched
+    plain = matching.masked_adain(x, ref, soft, core)  # soft statistics on x: a different result inside
+    assert not torch.allclose(plain[..., 2:6, 2:6], inside)
+    with pytest.raises(ValueError, match="x_stats_mask"):
+        matching.masked_adain(x, ref, soft, core, x_stats_mask=torch.ones(1, 1, 4, 4))
