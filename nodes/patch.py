@@ -101,6 +101,7 @@ class TransferState:
         self._mask_cache: dict = {}
         self._warned_near = False
         self._last_step = -1
+        self._on_device: dict = {}
         n_run = target.steps - target.start_step
         self.n_run = n_run
         self.match_from = round(settings.start_percent * n_run)
@@ -144,6 +145,15 @@ class TransferState:
             self.records.notes.append(msg)
             log.warning("Eye-for-an-eye: %s", msg)
         return step
+
+    def latents_on(self, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The references' and the target's stored latents on the model's device (copied once, a few MB)."""
+        key = (str(device), dtype)
+        hit = self._on_device.get(key)
+        if hit is None:
+            hit = (self.ref_latents.to(device=device, dtype=dtype), self.target.latents.to(device=device, dtype=dtype))
+            self._on_device = {key: hit}  # keep one device copy
+        return hit
 
     # ---------------------------------------------------------------- masks
     def token_masks(self, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,14 +202,15 @@ class TransferState:
             b = x.shape[0]
             extra_x, source_rows = [], []
             layout = CallLayout(step, need_ref, need_struct, None, None, None, None)
+            ref_latents, tgt_latents = self.latents_on(x.device, x.dtype)
             if need_ref:
-                refs = self.ref_latents[step]
+                refs = ref_latents[step]
                 layout.cond_rows = torch.cat(cond)  # every positive chunk (several prompts are several chunks)
                 layout.ref_rows = torch.arange(b, b + len(refs), device=x.device)
                 extra_x.append(refs)
                 source_rows.append(cond[0][:1].expand(len(refs)))
             if need_struct:
-                tgt = self.target.latents[step]
+                tgt = tgt_latents[step]
                 if tgt.shape[0] != per:
                     raise ValueError(f"latent: batch of {per} but the target inversion holds {tgt.shape[0]} image(s); "
                                      "sample the same batch that was inverted")
@@ -208,7 +219,7 @@ class TransferState:
                 layout.struct_rows = torch.arange(start, start + per, device=x.device).repeat(len(uncond))
                 extra_x.append(tgt)
                 source_rows.append(uncond[0])
-            extra = torch.cat(extra_x).to(device=x.device, dtype=x.dtype)
+            extra = torch.cat(extra_x)
             src = torch.cat(source_rows)
             x_all = torch.cat([x, extra])
             t_all = torch.cat([t, t[:1].expand(len(extra))])
