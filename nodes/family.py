@@ -55,7 +55,25 @@ def model_family(model) -> str:
             f"model: this is a {name} model; Eye-for-an-eye appearance transfer supports the UNet families "
             "SD1.x, SD2.x (eps and v-prediction) and SDXL. Load one of those checkpoints."
         )
+    if getattr(unet, "in_channels", 4) != 4:
+        raise UnsupportedModelError(
+            f"model: this {name} model takes {unet.in_channels} input channels (an inpainting or instruct model); "
+            "the transfer needs the plain text-to-image checkpoint of that family."
+        )
     return family
+
+
+def attention_blocks(model) -> set[tuple[str, int]]:
+    """Block ids (``("output", 6)``, ...) of the UNet that hold a self-attention transformer."""
+    from comfy.ldm.modules.attention import SpatialTransformer
+
+    unet = model.model.diffusion_model
+    found = set()
+    for kind, blocks in (("input", unet.input_blocks), ("output", unet.output_blocks), ("middle", [unet.middle_block])):
+        for i, block in enumerate(blocks):
+            if any(isinstance(m, SpatialTransformer) for m in block.modules()):
+                found.add((kind, i))
+    return found
 
 
 def prediction_type(model) -> str:

@@ -224,6 +224,8 @@ class TransferState:
             x_all = torch.cat([x, extra])
             t_all = torch.cat([t, t[:1].expand(len(extra))])
             c_all = _extend_conditioning(c, b, src)
+            n_struct = per if need_struct else 0
+            _label_extra_chunks(c_all, per, [0] * (len(extra) - n_struct) + [1] * n_struct)
             self._call = layout
             try:
                 out = apply_model(x_all, t_all, **c_all)
@@ -279,6 +281,22 @@ def _extend_conditioning(c: dict, b: int, rows: torch.Tensor) -> dict:
     return out
 
 
+def _label_extra_chunks(c: dict, per: int, labels: list[int]):
+    """Tell other attention patches about the extra rows: ``cond_or_uncond`` (and ``uuids``) gain one entry per
+    ``per`` extra rows (references count as positive, structure rows as negative), so patches that split the
+    batch by ``len(cond_or_uncond)`` (IPAdapter-style) still see whole chunks. When the extra rows do not fill
+    whole chunks the lists are left as they are."""
+    opts = c.get("transformer_options")
+    if not isinstance(opts, dict) or "cond_or_uncond" not in opts or len(labels) % per:
+        return
+    opts = dict(opts)
+    chunk_labels = labels[::per]
+    opts["cond_or_uncond"] = list(opts["cond_or_uncond"]) + chunk_labels
+    if isinstance(opts.get("uuids"), list) and opts["uuids"]:
+        opts["uuids"] = list(opts["uuids"]) + [opts["uuids"][0]] * len(chunk_labels)
+    c["transformer_options"] = opts
+
+
 def _pad_rows(t, extra: int):
     if not isinstance(t, torch.Tensor):
         return t
@@ -287,6 +305,9 @@ def _pad_rows(t, extra: int):
 
 def install(model, state: TransferState):
     """A clone of ``model`` with the state's wrapper and attn1 patch; ``model`` itself is not touched."""
+    if STATE_KEY in getattr(model, "model_options", {}):
+        raise ValueError("model: this MODEL already comes from a Semantic Match Patch; patch the original MODEL once "
+                         "(several references go into one patch: reference_2, reference_3, ...)")
     m = model.clone()
     previous = m.model_options.get("model_function_wrapper")
     m.set_model_unet_function_wrapper(state.wrap(previous))

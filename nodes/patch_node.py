@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..inversion import Inversion
-from .family import LAYER_PRESETS, fingerprint, resolve_layers
+from .family import LAYER_PRESETS, attention_blocks, fingerprint, resolve_layers
 from .invert import INVERSION_TYPE
 from .masks import MASKS_TYPE, ObjectMasks
 from .patch import Settings, TransferState, install
@@ -47,8 +47,15 @@ def build_state(model, target, reference, masks=None, extra_references=(), layer
         raise ValueError(f"masks: expected the output of Load Masks, got {type(masks).__name__}")
     masks.check_aspect(tuple(target.latent_shape[-2:]), "target")
     masks.check_aspect(tuple(reference.latent_shape[-2:]), "reference")
+    chosen = resolve_layers(layers, custom_layers, fp.family)
+    present = attention_blocks(model)
+    missing = [f"{b}.{i}" for b, i in chosen if (b, i) not in present]
+    if missing:
+        have = ", ".join(f"{b}.{i}" for b, i in sorted(present) if b == "output")
+        raise ValueError(f"layers: {', '.join(missing)} has no self-attention in this {fp.family} model, so nothing "
+                         f"would be matched there; its decoder attention blocks are {have}")
     settings = Settings(
-        layers=tuple(resolve_layers(layers, custom_layers, fp.family)),
+        layers=tuple(chosen),
         start_percent=start_percent,
         end_percent=end_percent,
         struct_every=structure_every,

@@ -118,3 +118,40 @@ def test_patching_leaves_the_input_model_alone(sd15, invs):
     clone = patched.clone()  # ComfyUI clones models all the time: the state is shared, not copied
     state = pack_module("nodes.patch").state_of
     assert state(clone) is state(patched)
+
+
+def test_patching_twice_is_refused(sd15, invs):
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    with pytest.raises(ValueError, match="model: this MODEL already comes from a Semantic Match Patch"):
+        kit.patch(patched, invs["target"], invs["reference"])
+
+
+def test_layers_without_attention_are_refused(sd15, invs):
+    with pytest.raises(ValueError, match="layers: output.0, output.1 has no self-attention in this sd1 model"):
+        kit.patch(sd15, invs["target"], invs["reference"], layers="custom", custom_layers="output.0-1, output.6")
+    with pytest.raises(ValueError, match="layers: .* has no self-attention"):
+        kit.patch(sd15, invs["target"], invs["reference"], layers="output 0-2 (SDXL 32x32)")
+
+
+def test_inpainting_models_are_refused():
+    import tiny_models
+
+    family = pack_module("nodes.family")
+    with pytest.raises(ValueError, match="model: this SD15 model takes 9 input channels"):
+        family.model_family(tiny_models.build_sd15(in_channels=9))
+
+
+def test_other_attention_patches_see_whole_chunks(sd15, invs):
+    """IPAdapter-style patches split the batch by len(cond_or_uncond): the extra rows come labelled."""
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    seen = []
+
+    def spy(n, context, value, extra):
+        seen.append((n.shape[0], list(extra["cond_or_uncond"])))
+        return n, context, value
+
+    patched.set_model_attn1_patch(spy)
+    kit.sample(patched, invs["c"])
+    assert seen and all(rows % len(labels) == 0 for rows, labels in seen)
+    assert any(labels == [1, 0, 0] for _, labels in seen)  # uncond, cond, + the reference row as positive
+    assert any(labels == [1, 0, 1] for _, labels in seen)  # + the structure row as negative
