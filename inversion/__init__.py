@@ -2,7 +2,7 @@
 a ``denoise(x, sigma)`` callable)."""
 
 from .ddim import invert_ddim, sample_ddim
-from .edit_friendly import invert_edit_friendly, sample_edit_friendly
+from .edit_friendly import invert_edit_friendly, sample_edit_friendly, wide_dtype
 from .steps import ancestral_sigmas, euler_step, posterior_mean
 from .trajectory import METHODS, Inversion, ModelFingerprint
 
@@ -17,4 +17,5 @@ __all__ = [
     "posterior_mean",
     "sample_ddim",
     "sample_edit_friendly",
+    "wide_dtype",
 ]

@@ -21,11 +21,18 @@ from .ddim import ProgressFn
 from .steps import Denoiser, ancestral_sigmas, posterior_mean
 
 
+def wide_dtype(device) -> torch.dtype:
+    """float64 for the step arithmetic; float32 where the device has no float64 (Apple MPS: the round trip is
+    then exact only to float32 rounding)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def _step_mean(denoise: Denoiser, x, sigmas, i: int, eta: float) -> torch.Tensor:
-    """Mean of the ancestral step ``i -> i+1`` in float64 (``x`` is fed to the model in its own dtype)."""
-    s, s_next = sigmas[i].double(), sigmas[i + 1].double()
+    """Mean of the ancestral step ``i -> i+1`` in the wide dtype (``x`` is fed to the model in its own dtype)."""
+    wide = wide_dtype(x.device)
+    s, s_next = sigmas[i].to(wide), sigmas[i + 1].to(wide)
     down, _ = ancestral_sigmas(s, s_next, eta)
-    return posterior_mean(x.double(), denoise(x, sigmas[i]).double(), s, down)
+    return posterior_mean(x.to(wide), denoise(x, sigmas[i]).to(wide), s, down)
 
 
 def invert_edit_friendly(
@@ -50,9 +57,9 @@ def invert_edit_friendly(
     latents[n] = x0
     for i in range(n):
         latents[i] = x0 + sigmas[i] * noise[i] if float(sigmas[i]) > 0 else x0
-    residuals = x0.new_empty((n, *x0.shape), dtype=torch.float64)
+    residuals = x0.new_empty((n, *x0.shape), dtype=wide_dtype(x0.device))
     for i in range(n):
-        residuals[i] = latents[i + 1].double() - _step_mean(denoise, latents[i], sigmas, i, eta)
+        residuals[i] = latents[i + 1].to(residuals.dtype) - _step_mean(denoise, latents[i], sigmas, i, eta)
         if progress is not None:
             progress(i + 1, n)
     return latents, residuals
@@ -77,7 +84,8 @@ def sample_edit_friendly(
         raise ValueError(f"residuals: {len(residuals)} maps for {n} steps")
     dtype = x.dtype
     for i in range(n):
-        x = (_step_mean(denoise, x, sigmas, i, eta) + residuals[i].double()).to(dtype)
+        mean = _step_mean(denoise, x, sigmas, i, eta)
+        x = (mean + residuals[i].to(mean)).to(dtype)
         if callback is not None:
             x = callback(i, x)
         if progress is not None:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def _folder_paths():
@@ -17,23 +17,16 @@ def _folder_paths():
     return folder_paths
 
 
-def input_files() -> list[str]:
-    fp = _folder_paths()
-    if fp is None:
-        return []
-    root = fp.get_input_directory()
-    try:
-        return sorted(f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
-    except OSError:
-        return []
-
-
 def resolve_input(name: str, what: str) -> str:
+    """A mask file's path. Inside ComfyUI only files in its input folder are read (a served instance must
+    not read other files); without the app (scripts, tests) any path is taken as given."""
     path = name
     fp = _folder_paths()
-    if not os.path.isabs(name) and fp is not None:
-        path = fp.get_annotated_filepath(name) if hasattr(fp, "get_annotated_filepath") else os.path.join(
-            fp.get_input_directory(), name)
+    if fp is not None:
+        root = os.path.realpath(fp.get_input_directory())
+        path = os.path.realpath(os.path.join(root, name))
+        if os.path.commonpath([root, path]) != root:
+            raise ValueError(f"{what}: {name!r} is outside ComfyUI's input folder; put the file there and give its name")
     if not os.path.isfile(path):
         raise ValueError(f"{what}: file {name!r} not found (looked at {path}); put it in ComfyUI's input folder")
     return path
@@ -49,13 +42,16 @@ def load_mask_files(names: str, what: str) -> torch.Tensor:
     for name in filter(None, (n.strip() for n in names.split(","))):
         path = resolve_input(name, what)
         try:
-            img = Image.open(path)
+            img = ImageOps.exif_transpose(Image.open(path))
             img.load()
         except Exception as exc:  # PIL raises many types for unreadable files
             raise ValueError(f"{what}: cannot read {name!r} as an image ({exc})") from None
-        if "A" in img.getbands():
-            arr = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
-        else:
+        if img.mode == "P":
+            img = img.convert("RGBA")
+        alpha = img.getchannel("A") if "A" in img.getbands() else None
+        if alpha is not None and alpha.getextrema()[0] != alpha.getextrema()[1]:
+            arr = np.asarray(alpha, dtype=np.float32) / 255.0
+        else:  # no alpha, or a constant one (an opaque painted mask): the brightness is the mask
             arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
         masks.append(torch.from_numpy(arr.copy()))
     if not masks:

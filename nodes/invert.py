@@ -38,6 +38,8 @@ def invert(
     fp = fingerprint(model)  # refuses unsupported families before any UNet call
     sigmas = schedule(model, scheduler, steps)
     n = len(sigmas) - 1
+    if skip_steps >= n:  # some schedulers give a step more or less than asked (ddim_uniform)
+        raise ValueError(f"skip_steps: {skip_steps} must be below the {n} steps that {scheduler} gives for steps={steps}")
     calls = n * (1 + refine_steps) if method == "ddim" else n
     progress = Progress(calls)
     result = {}

@@ -125,13 +125,13 @@ class LoadMasks:
             if invert:
                 tgt, ref = 1.0 - tgt, 1.0 - ref
             tgt, ref = fit_masks(tgt, width, height, crop), fit_masks(ref, width, height, crop)
+            masks = ObjectMasks(tgt, ref, ref_ids)  # validates counts and emptiness first
             _check_image(tgt, target_image, "target_mask", "target_image")
             if reference_image is not None:
                 ids = ref_ids or tuple(range(ref.shape[0]))
                 for k in range(ref.shape[0]):
                     _check_image(ref[k:k + 1], reference_image, "reference_mask", "reference_image",
                                  ids[k] if reference_image.shape[0] > 1 else 0)
-            masks = ObjectMasks(tgt, ref, ref_ids)
         pic = preview(masks, target_image, reference_image)
         ui = [save_preview(p, "e4e_masks") for p in pic]
         out = {"result": (masks, pic)}

@@ -6,7 +6,7 @@ import base64
 
 import torch
 
-from ..inversion import sample_ddim, sample_edit_friendly
+from ..inversion import sample_ddim, sample_edit_friendly, wide_dtype
 from ..matching import correspondence_panel, masked_adain
 from .family import fingerprint
 from .files import save_preview
@@ -62,7 +62,7 @@ def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_st
     def loop(denoise, x, sig):
         x0 = target.start_latent().to(x)
         if target.residuals is not None:
-            res = target.residuals[start:].to(x.device)
+            res = target.residuals[start:].to(x.device, wide_dtype(x.device))
             return sample_edit_friendly(denoise, x0, sig, res, eta=target.eta, progress=progress,
                                         callback=after_step)
         return sample_ddim(denoise, x0, sig, progress=progress, callback=after_step)

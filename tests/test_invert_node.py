@@ -149,3 +149,11 @@ def test_inversion_records_what_it_was_made_with(sd15):
     assert inv.info["positive"][0]["shape"] == list(pos[0][0].shape)
     assert inv.fingerprint.model_class == "SD15" and inv.scheduler == "ddim_uniform" and inv.cfg == 3.5
     assert inv.latents.device.type == "cpu"  # kept on ComfyUI's intermediate (offload) device
+
+
+def test_skip_beyond_the_schedule_is_refused_before_sampling(sd15):
+    mod = pack_module("nodes.invert")
+    pos, neg = tiny_models.sd15_conds()
+    # ddim_uniform gives 999 steps for steps=1000: skip_steps 999 passes the widget check, not the schedule's
+    with pytest.raises(ValueError, match="skip_steps: 999 must be below the 999 steps that ddim_uniform gives"):
+        mod.invert(sd15, pos, neg, _latent(), 1000, 1.0, "ddim", 999, "ddim_uniform")

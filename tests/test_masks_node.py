@@ -116,3 +116,33 @@ def test_mask_files_of_different_sizes(tmp_path):
     masks = node().load("", False, target_mask_file=f"{tmp_path / 'a.png'}, {tmp_path / 'b.png'}",
                         reference_mask=torch.ones(2, 8, 8))["result"][0]
     assert masks.target.shape == (2, 16, 32)
+
+
+def test_opaque_rgba_mask_uses_brightness(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 3] = 255  # fully opaque: painted black/white mask
+    rgba[:, 4:, :3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "m.png")
+    masks = node().load("", False, target_mask_file=str(tmp_path / "m.png"), reference_mask=torch.ones(8, 8))["result"][0]
+    assert float(masks.target[0, :, :4].max()) == 0.0 and float(masks.target[0, :, 4:].min()) == 1.0
+
+
+def test_short_reference_of_object_is_named_before_image_checks():
+    with pytest.raises(ValueError, match="reference_of_object: 1 entries for 2 objects"):
+        node().load("1", False, target_mask=torch.ones(2, 8, 8), reference_mask=torch.ones(2, 8, 8),
+                    reference_image=torch.rand(2, 8, 8, 3))
+
+
+def test_inside_comfyui_only_the_input_folder_is_read(tmp_path, monkeypatch):
+    import types
+
+    files = pack_module("nodes.files")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ok.png").write_bytes(b"x")
+    (tmp_path / "secret.png").write_bytes(b"x")
+    fake = types.SimpleNamespace(get_input_directory=lambda: str(tmp_path / "in"))
+    monkeypatch.setattr(files, "_folder_paths", lambda: fake)
+    assert files.resolve_input("ok.png", "target_mask_file").endswith("ok.png")
+    for bad in ("../secret.png", str(tmp_path / "secret.png")):
+        with pytest.raises(ValueError, match="target_mask_file: .* is outside ComfyUI's input folder"):
+            files.resolve_input(bad, "target_mask_file")
