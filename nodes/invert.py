@@ -114,7 +114,7 @@ class DDIMInvertReference:
                 "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG during inversion (authors: 3.5). At 1.0 no unconditional pass is made."}),
                 "method": (list(METHODS), {"default": "ddpm_edit_friendly", "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors). ddim: deterministic, also for KSamplerAdvanced."}),
                 "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": "ddim_uniform", "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Seed of the independent noise drawn for edit-friendly inversion (unused by ddim)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False, "tooltip": "Seed of the independent noise drawn for edit-friendly inversion (unused by ddim). Fixed, so the inversion is not redone on every queue."}),
             },
             "optional": {
                 "negative": ("CONDITIONING", {"tooltip": "Negative prompt for CFG (authors: empty). Required when cfg > 1."}),
