@@ -13,6 +13,13 @@ def node():
     return pack_module("nodes.masks_node").LoadMasks()
 
 
+@pytest.fixture()
+def files_anywhere(monkeypatch):
+    """Read mask files from any path, as outside a running ComfyUI (with a full checkout as the test host,
+    folder_paths exists and would confine reads to its input folder)."""
+    monkeypatch.setattr(pack_module("nodes.files"), "_folder_paths", lambda: None)
+
+
 def test_whole_image_by_default():
     masks, pic = node().load("", False)["result"]
     assert masks.objects == 1 and masks.target.shape == (1, 1, 1)
@@ -35,7 +42,7 @@ def test_auto_reference_of_object():
     assert masks.resolve_ref_ids(2) == (0, 1) and masks.resolve_ref_ids(1) == (0, 0)
 
 
-def test_files_alpha_and_luminance(tmp_path):
+def test_files_alpha_and_luminance(tmp_path, files_anywhere):
     rgba = np.zeros((16, 24, 4), np.uint8)
     rgba[:, :12, 3] = 255
     Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
@@ -75,7 +82,7 @@ def test_bad_reference_of_object():
         node().load("1,1,1", False, target_mask=torch.ones(8, 8), reference_mask=torch.ones(8, 8))
 
 
-def test_unreadable_file(tmp_path):
+def test_unreadable_file(tmp_path, files_anywhere):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     with pytest.raises(ValueError, match="target_mask_file: cannot read 'bad.png'|target_mask_file: cannot read"):
@@ -110,7 +117,7 @@ def test_resize_like_image_scale():
     assert masks.target.shape == (1, 64, 64)
 
 
-def test_mask_files_of_different_sizes(tmp_path):
+def test_mask_files_of_different_sizes(tmp_path, files_anywhere):
     for name, size in (("a.png", (32, 16)), ("b.png", (64, 64))):
         Image.fromarray(np.full((size[1], size[0]), 255, np.uint8)).save(tmp_path / name)
     masks = node().load("", False, target_mask_file=f"{tmp_path / 'a.png'}, {tmp_path / 'b.png'}",
@@ -118,7 +125,7 @@ def test_mask_files_of_different_sizes(tmp_path):
     assert masks.target.shape == (2, 16, 32)
 
 
-def test_opaque_rgba_mask_uses_brightness(tmp_path):
+def test_opaque_rgba_mask_uses_brightness(tmp_path, files_anywhere):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 3] = 255  # fully opaque: painted black/white mask
     rgba[:, 4:, :3] = 255
