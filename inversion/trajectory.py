@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import torch
 
@@ -70,11 +72,16 @@ class Inversion:
 
     def nearest_step(self, sigma: float) -> tuple[int, float]:
         """Index of the stored sigma nearest to ``sigma`` (in log space) and the relative distance."""
-        s = self.sigmas[:-1].double().clamp(min=1e-8)
+        s, log_s = self._step_sigmas
         target = max(float(sigma), 1e-8)
-        dist = (s.log() - torch.log(torch.tensor(target, dtype=torch.float64))).abs()
-        i = int(torch.argmin(dist))
+        i = int(torch.argmin((log_s - math.log(target)).abs()))
         return i, abs(float(s[i]) - target) / target
+
+    @cached_property
+    def _step_sigmas(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sigmas of the steps (float64, CPU) and their logs; computed once, looked up at every UNet call."""
+        s = self.sigmas[:-1].detach().cpu().double().clamp(min=1e-8)
+        return s, s.log()
 
     def select(self, index: int) -> Inversion:
         """The inversion of one image of the batch."""

@@ -48,18 +48,22 @@ def transfer(model, positive, negative, cfg: float, adain: bool = True, adain_st
     tcore, rcore = _core(tmask), _core(rmask)
     progress = Progress(n_run)
     state.begin_run()
+    on_device = {}  # masks and reference latents, moved to the sampling device once per run
 
     def after_step(j, x):
         g = start + j + 1  # x now sits at sigmas[g]
         if not adain or g < adain_from or state.settings.strength <= 0:
             return x
-        refs = state.ref_latents[g].to(x)
+        refs = on_device["refs"][g]
+        tm, rm, tc, rc = on_device["masks"]
         for k, r in enumerate(state.ref_ids):
-            x = masked_adain(x, refs[r:r + 1], tmask[k:k + 1].to(x), rmask[k:k + 1].to(x), check=False,
-                             x_stats_mask=tcore[k:k + 1].to(x), ref_stats_mask=rcore[k:k + 1].to(x))
+            x = masked_adain(x, refs[r:r + 1], tm[k:k + 1], rm[k:k + 1], check=False,
+                             x_stats_mask=tc[k:k + 1], ref_stats_mask=rc[k:k + 1])
         return x
 
     def loop(denoise, x, sig):
+        on_device["refs"] = state.latents_on(x.device, x.dtype)[0]
+        on_device["masks"] = [m.to(x) for m in (tmask, rmask, tcore, rcore)]
         x0 = target.start_latent().to(x)
         if target.residuals is not None:
             res = target.residuals[start:].to(x.device, wide_dtype(x.device))
