@@ -21,9 +21,9 @@ def main():
     harness = setup(args.device)
     import comfy.sample
 
-    invert = harness.pack_module("nodes.invert").invert
-    patch_node = harness.pack_module("nodes.patch_node")
-    transfer = harness.pack_module("nodes.transfer").transfer
+    invert = harness.pack_module("nodes.ddim_invert_reference").invert
+    patch_node = harness.pack_module("nodes.semantic_match_patch")
+    transfer = harness.pack_module("nodes.appearance_transfer_sampler").transfer
     model = build(args.preset, args.device)
     pos, neg = conds(args.preset)
     n = args.size // 8
@@ -33,13 +33,13 @@ def main():
     r_inv = invert(model, pos, neg, ref, args.steps, 3.5, "ddpm_edit_friendly", args.skip, "ddim_uniform", seed=1)
     mask = torch.zeros(args.size, args.size)
     mask[args.size // 8: -args.size // 8, args.size // 8: -args.size // 8] = 1
-    masks = harness.pack_module("nodes.masks").ObjectMasks(mask[None], mask[None])
+    masks = harness.pack_module("matching").ObjectMasks(mask[None], mask[None])
 
     def patched(strength=1.0):
         state = patch_node.build_state(model, t_inv, r_inv, masks, strength=strength)
-        return harness.pack_module("nodes.patch").install(model, state)
+        return harness.pack_module("nodes.attention_hooks").install(model, state)
 
-    start = harness.pack_module("nodes.sampling").latent_out(model, t_inv.start_latent())
+    start = harness.pack_module("nodes.sampler_stack").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, args.cfg, "ddpm", "ddim_uniform", pos,

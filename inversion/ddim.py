@@ -8,7 +8,7 @@ import torch
 
 from .steps import Denoiser, euler_step
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[..., None]  # progress(done, total, x0): x0 = the current denoised prediction
 
 
 def invert_ddim(
@@ -46,13 +46,14 @@ def invert_ddim(
         x = x_next + (s - s_next) * eps
         done += 1
         if progress is not None:
-            progress(done, total)
+            progress(done, total, d)
         for _ in range(refine_steps):
             # fixed point of x = x_next + (s - s_next) * eps(x, s), i.e. euler_step(x, d(x), s, s_next) == x_next
-            x = x_next + (s - s_next) * (x - denoise(x, s)) / s
+            d = denoise(x, s)
+            x = x_next + (s - s_next) * (x - d) / s
             done += 1
             if progress is not None:
-                progress(done, total)
+                progress(done, total, d)
         latents[i] = x
         x_next = x
     return latents
@@ -67,9 +68,10 @@ def sample_ddim(
     """
     n = len(sigmas) - 1
     for i in range(n):
-        x = euler_step(x, denoise(x, sigmas[i]), sigmas[i], sigmas[i + 1])
+        d = denoise(x, sigmas[i])
+        x = euler_step(x, d, sigmas[i], sigmas[i + 1])
         if callback is not None:
             x = callback(i, x)
         if progress is not None:
-            progress(i + 1, n)
+            progress(i + 1, n, d)
     return x

@@ -27,12 +27,15 @@ def wide_dtype(device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-def _step_mean(denoise: Denoiser, x, sigmas, i: int, eta: float) -> torch.Tensor:
-    """Mean of the ancestral step ``i -> i+1`` in the wide dtype (``x`` is fed to the model in its own dtype)."""
+def _step_mean(denoise: Denoiser, x, sigmas, i: int, eta: float, sigma_next=None):
+    """Mean of the ancestral step ``i -> i+1`` (or to ``sigma_next``) in the wide dtype, and the denoised
+    prediction (``x`` is fed to the model in its own dtype)."""
     wide = wide_dtype(x.device)
-    s, s_next = sigmas[i].to(wide), sigmas[i + 1].to(wide)
+    s = sigmas[i].to(wide)
+    s_next = sigmas[i + 1].to(wide) if sigma_next is None else torch.as_tensor(sigma_next, dtype=wide)
     down, _ = ancestral_sigmas(s, s_next, eta)
-    return posterior_mean(x.to(wide), denoise(x, sigmas[i]).to(wide), s, down)
+    d = denoise(x, sigmas[i])
+    return posterior_mean(x.to(wide), d.to(wide), s, down), d
 
 
 def invert_edit_friendly(
@@ -42,16 +45,21 @@ def invert_edit_friendly(
     eta: float = 1.0,
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
+    noise: torch.Tensor | None = None,
 ):
     """Return ``(latents [n+1, *x0.shape], residuals [n, *x0.shape] float64)`` for ``n = len(sigmas) - 1`` steps.
 
     ``latents[i]`` is at ``sigmas[i]`` (``latents[-1] = x0``); ``residuals[i]`` takes step i to i+1.
-    ``generator`` (on the CPU) makes the trajectory reproducible; one UNet call per step.
+    ``noise`` (``[n, *x0.shape]``, standard normal; see :func:`independent_noise`) gives the noisy points;
+    without it, it is drawn from ``generator`` (on the CPU). One UNet call per step.
     """
     if sigmas.ndim != 1 or len(sigmas) < 2:
         raise ValueError("sigmas: need a 1-D schedule with at least two entries")
     n = len(sigmas) - 1
-    noise = torch.randn((n, *x0.shape), generator=generator, dtype=torch.float32, device="cpu")
+    if noise is None:
+        noise = torch.randn((n, *x0.shape), generator=generator, dtype=torch.float32, device="cpu")
+    elif tuple(noise.shape) != (n, *x0.shape):
+        raise ValueError(f"noise: expected shape {[n, *x0.shape]}, got {list(noise.shape)}")
     noise = noise.to(device=x0.device, dtype=x0.dtype)
     latents = x0.new_empty((n + 1, *x0.shape))
     latents[n] = x0
@@ -59,9 +67,10 @@ def invert_edit_friendly(
         latents[i] = x0 + sigmas[i] * noise[i] if float(sigmas[i]) > 0 else x0
     residuals = x0.new_empty((n, *x0.shape), dtype=wide_dtype(x0.device))
     for i in range(n):
-        residuals[i] = latents[i + 1].to(residuals.dtype) - _step_mean(denoise, latents[i], sigmas, i, eta)
+        mean, d = _step_mean(denoise, latents[i], sigmas, i, eta)
+        residuals[i] = latents[i + 1].to(residuals.dtype) - mean
         if progress is not None:
-            progress(i + 1, n)
+            progress(i + 1, n, d)
     return latents, residuals
 
 
@@ -73,10 +82,20 @@ def sample_edit_friendly(
     eta: float = 1.0,
     progress: ProgressFn | None = None,
     callback=None,
+    final_sigma: float | None = None,
 ) -> torch.Tensor:
     """DDPM sampling over ``sigmas`` adding the stored ``residuals`` (``len(residuals) == len(sigmas) - 1``).
 
-    With the model used for inversion this returns the inverted latent (up to float rounding).
+    The last step (to ``sigmas[-1] == 0``) ends in one of two ways:
+
+    * ``final_sigma=None`` ("exact"): it adds the last stored residual like every other step, so with the model
+      used for inversion this returns the inverted latent (up to float rounding) and strength 0 gives back the
+      target bit for bit;
+    * ``final_sigma`` given ("authors"): as the authors' pipeline, whose last noise map is zero and whose last
+      step goes to ``alpha_cumprod[0]`` instead of 1: the deterministic mean of the step to ``final_sigma``
+      (ComfyUI's ``model_sampling.sigma_min``), in DDPM scaling (divided by ``sqrt(1 + final_sigma**2)``) as
+      their latent is decoded. No trace of the target's last residual remains.
+
     ``callback(i, x)`` runs after each step, before the next (used for masked AdaIN).
     """
     n = len(sigmas) - 1
@@ -84,10 +103,14 @@ def sample_edit_friendly(
         raise ValueError(f"residuals: {len(residuals)} maps for {n} steps")
     dtype = x.dtype
     for i in range(n):
-        mean = _step_mean(denoise, x, sigmas, i, eta)
-        x = (mean + residuals[i].to(mean)).to(dtype)
+        if i == n - 1 and final_sigma is not None and float(sigmas[n]) == 0.0:
+            mean, d = _step_mean(denoise, x, sigmas, i, eta, sigma_next=final_sigma)
+            x = (mean / (1.0 + float(final_sigma) ** 2) ** 0.5).to(dtype)
+        else:
+            mean, d = _step_mean(denoise, x, sigmas, i, eta)
+            x = (mean + residuals[i].to(mean)).to(dtype)
         if callback is not None:
             x = callback(i, x)
         if progress is not None:
-            progress(i + 1, n)
+            progress(i + 1, n, d)
     return x

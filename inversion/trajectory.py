@@ -19,6 +19,7 @@ class ModelFingerprint:
     prediction: str  # "eps" or "v"
     model_class: str  # ComfyUI model_config class name, e.g. "SD15"
     model_id: int  # id() of the underlying comfy BaseModel (shared by clones of one loaded checkpoint)
+    freeu: tuple | None = None  # the authors' FreeU settings (b1, b2, s1, s2, threshold) the model carried
 
     def describe(self) -> str:
         return f"{self.model_class} ({self.family}, {self.prediction}-prediction)"
@@ -90,18 +91,4 @@ class Inversion:
             self,
             latents=self.latents[:, pick],
             residuals=None if self.residuals is None else self.residuals[:, pick],
-        )
-
-    def to(self, device=None, dtype=None) -> Inversion:
-        return replace(
-            self,
-            latents=self.latents.to(device=device, dtype=dtype),
-            residuals=None if self.residuals is None else self.residuals.to(device=device, dtype=dtype),
-        )
-
-    def describe(self) -> str:
-        return (
-            f"{self.method} inversion of {self.batch} image(s), latent {list(self.latent_shape)}, "
-            f"{self.steps} steps ({self.scheduler}), start at step {self.start_step}, cfg {self.cfg}, "
-            f"model {self.fingerprint.describe()}"
         )

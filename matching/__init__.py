@@ -6,10 +6,16 @@ node pack. The hot-path functions (``match_*`` with ``check=False``, ``rearrange
 """
 
 from .adain import masked_adain
-from .masks import mask_to_tokens, token_grid
+from .correspondence_pictures import (
+    correspondence_image,
+    correspondence_panel,
+    position_colors,
+    reference_palette,
+)
 from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens, match_tokens_batched
+from .object_masks import ObjectMasks, fit_masks
 from .rearrange import rearrange
-from .viz import correspondence_image, correspondence_panel, position_colors, reference_palette
+from .token_maps import mask_to_tokens, token_grid
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -20,6 +26,8 @@ __all__ = [
     "token_grid",
     "rearrange",
     "masked_adain",
+    "ObjectMasks",
+    "fit_masks",
     "position_colors",
     "reference_palette",
     "correspondence_image",

@@ -35,11 +35,18 @@ def _weights(name: str, mask, like: torch.Tensor) -> torch.Tensor:
     return m.to(torch.float32)
 
 
-def _stats(x: torch.Tensor, w: torch.Tensor, eps: float):
-    """Weighted per-channel mean and std (biased) over H, W. x [B,C,H,W] fp32, w [B|1,1,H,W] fp32."""
+def _stats(x: torch.Tensor, w: torch.Tensor, eps: float, unbiased: bool):
+    """Weighted per-channel mean and std over H, W. x [B,C,H,W] fp32, w [B|1,1,H,W] fp32.
+
+    ``unbiased``: the variance divides by ``sum(w) - 1`` (Bessel's correction, as ``torch.var``; with 0/1 weights
+    exactly the sample variance of the masked pixels), by ``sum(w)`` where that is 1 or less.
+    """
     total = w.sum(dim=(2, 3), keepdim=True)  # [B|1,1,1,1]
-    denom = total.clamp_min(torch.finfo(torch.float32).tiny)
+    tiny = torch.finfo(torch.float32).tiny
+    denom = total.clamp_min(tiny)
     mean = (x * w).sum(dim=(2, 3), keepdim=True) / denom
+    if unbiased:
+        denom = torch.where(total > 1, total - 1, denom)
     var = ((x - mean).square() * w).sum(dim=(2, 3), keepdim=True) / denom
     return mean, (var + eps).sqrt(), total
 
@@ -55,6 +62,7 @@ def masked_adain(
     check: bool = True,
     x_stats_mask: torch.Tensor | None = None,
     ref_stats_mask: torch.Tensor | None = None,
+    unbiased: bool = True,
 ) -> torch.Tensor:
     """Masked AdaIN: inside ``x_mask``, give ``x`` the per-channel mean/std that ``ref`` has inside ``ref_mask``.
 
@@ -63,7 +71,7 @@ def masked_adain(
         ref: ``[B, C, H', W']`` or ``[1, C, H', W']`` reference latent (broadcast over ``x``'s batch).
         x_mask, ref_mask: weights in 0..1 shaped ``[B, 1, H, W]``, ``[1, H, W]`` or ``[H, W]`` (spatial size
             of their own latent), or ``None`` for the whole latent. The statistics are weighted by the mask
-            (mean = sum(w x) / sum(w), variance likewise, biased).
+            (mean = sum(w x) / sum(w), variance sum(w (x - mean)^2) / (sum(w) - 1), see ``unbiased``).
         eps: added to the variances before the square root.
         strength: 1.0 = full transfer; below 1 the normalised latent is blended towards ``x``.
         check: raise if a mask sums to zero in some batch element (synchronises). With ``check=False`` no
@@ -71,6 +79,8 @@ def masked_adain(
         x_stats_mask, ref_stats_mask: optional weights (same shapes as the masks) used for the statistics
             instead of ``x_mask`` / ``ref_mask``, e.g. only the pixels fully inside the object (as the authors'
             code computes them); blending still uses ``x_mask``.
+        unbiased: variances with Bessel's correction, as the authors' ``tensor.var()`` (default); ``False`` for
+            the population variance.
 
     Returns:
         ``x_mask * x_new + (1 - x_mask) * x`` in ``x``'s dtype, where
@@ -100,8 +110,8 @@ def masked_adain(
     sx = wx if x_stats_mask is None else _weights("x_stats_mask", x_stats_mask, x)
     sr = wr if ref_stats_mask is None else _weights("ref_stats_mask", ref_stats_mask, ref)
     xf = x.to(torch.float32)
-    mean_x, std_x, _ = _stats(xf, sx, eps)
-    mean_r, std_r, total_r = _stats(ref.to(torch.float32), sr, eps)
+    mean_x, std_x, _ = _stats(xf, sx, eps, unbiased)
+    mean_r, std_r, total_r = _stats(ref.to(torch.float32), sr, eps, unbiased)
     x_new = (xf - mean_x) / std_x * std_r + mean_r
     if strength != 1.0:
         x_new = xf + float(strength) * (x_new - xf)

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "masks are stretched to it, as ImageScale with crop 'disabled'")
     p.add_argument("--width", type=int, help="working width in px (overrides --size)")
     p.add_argument("--height", type=int, help="working height in px (overrides --size)")
-    p.add_argument("--seed", type=int, help="seed of the inversion noise")
+    p.add_argument("--seed", type=int, help="seed of the inversion noise (mixed with each image: reference and "
+                   "target never share noise)")
     p.add_argument("--retries", type=int, default=2, help="retries of a failed transfer, on another server "
                                                           "when there is one (default 2)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one transfer may take (default 3600)")
@@ -89,9 +90,12 @@ def _settings(args) -> dict:
     for name, v in (("width", width), ("height", height)):
         if v < 64 or v % 8:
             raise RunError(f"--{name}: {v} px; use a multiple of 8, at least 64")
-    return {"prompt": prompt, "negative": args.negative, "steps": args.steps, "skip_steps": args.skip_steps,
-            "inversion_cfg": args.inversion_cfg, "cfg": args.cfg, "seed": args.seed, "width": width,
-            "height": height, "checkpoint": args.checkpoint if args.server else None}
+    settings = {"prompt": prompt, "negative": args.negative, "steps": args.steps, "skip_steps": args.skip_steps,
+                "inversion_cfg": args.inversion_cfg, "cfg": args.cfg, "seed": args.seed, "width": width,
+                "height": height, "checkpoint": args.checkpoint if args.server else None}
+    if args.sdxl:  # in-process mode; the shipped SDXL workflow carries these values itself
+        settings["freeu"] = DEFAULTS["freeu_sdxl"]
+    return settings
 
 
 def _jobs(args, parser) -> list[Job]:

@@ -42,8 +42,8 @@ def main():
     mask[32:224, 96:224] = 1
     patched = kit.patch(model, target, reference, masks=kit.masks(mask, torch.ones(256, 256)))
     kit.sample(patched, c)
-    transfer = harness.pack_module("nodes.transfer")
-    state = harness.pack_module("nodes.patch").state_of(patched)
+    transfer = harness.pack_module("nodes.appearance_transfer_sampler")
+    state = harness.pack_module("nodes.attention_hooks").state_of(patched)
     panel = transfer.correspondence_images(state, (256, 256))[0]
     img = Image.fromarray((panel.numpy() * 255).astype(np.uint8))
     canvas = Image.new("RGB", (img.width, img.height + 34), "white")
@@ -52,7 +52,7 @@ def main():
     d.text((6, 4), "RANDOM-WEIGHT UNet (mechanics only): target colour = where in the reference it takes its "
            "appearance from", fill="black")
     d.text((6, 18), f"left: reference colour code   right: target (grey = outside mask, kept)   layer "
-           f"{state.records.last_layer}, step {state.records.last_step}", fill="black")
+           f"{state.correspondence.layer}, step {state.correspondence.step}", fill="black")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out, optimize=True)
     print(args.out)

@@ -240,11 +240,14 @@ class Graph:
 
 
 def _common(g: Graph, ckpt: str, size: int):
+    """Checkpoint, the authors' FreeU once on its MODEL (used by both inversions and the patch), prompts."""
     ckpt_node = g.add("CheckpointLoaderSimple", T["checkpoint"], 0, ckpt_name=ckpt)
+    b1, b2, s1, s2 = D["freeu_sdxl"] if ckpt == RUN.SDXL_CHECKPOINT else D["freeu"]
+    freeu = g.add("E4EAuthorsFreeU", T["freeu"], 0, model=ckpt_node["MODEL"], b1=b1, b2=b2, s1=s1, s2=s2)
     pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=ckpt_node["CLIP"])
     neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=ckpt_node["CLIP"])
-    g.group("Model, prompt", ckpt_node, pos, neg)
-    return ckpt_node, pos, neg
+    g.group("Model, prompt", ckpt_node, freeu, pos, neg)
+    return ckpt_node, freeu, pos, neg
 
 
 def _scale(g: Graph, title: str, image, size: int):
@@ -252,14 +255,14 @@ def _scale(g: Graph, title: str, image, size: int):
                  crop=D["crop"])
 
 
-def _invert(g: Graph, title: str, ckpt, pos, neg, latent, method: str | None = None):
-    return g.add("E4EDDIMInvertReference", title, 3, model=ckpt["MODEL"], positive=pos[0], negative=neg[0],
+def _invert(g: Graph, title: str, model, pos, neg, latent, method: str | None = None):
+    return g.add("E4EDDIMInvertReference", title, 3, model=model["MODEL"], positive=pos[0], negative=neg[0],
                  latent=latent, steps=D["steps"], skip_steps=D["skip_steps"], cfg=D["inversion_cfg"],
                  method=method or D["method"], scheduler=D["scheduler"], seed=D["seed"])
 
 
-def _patch(g: Graph, ckpt, ref_inv, tgt_inv, **extra):
-    return g.add("E4ESemanticMatchPatch", T["patch"], 4, model=ckpt["MODEL"], reference=ref_inv["inversion"],
+def _patch(g: Graph, model, ref_inv, tgt_inv, **extra):
+    return g.add("E4ESemanticMatchPatch", T["patch"], 4, model=model["MODEL"], reference=ref_inv["inversion"],
                  target=tgt_inv["inversion"], layers=D["layers"], custom_layers=D["custom_layers"],
                  start_percent=D["start_percent"], end_percent=D["end_percent"],
                  structure_every=D["structure_every"], structure_end_percent=D["structure_end_percent"],
@@ -274,7 +277,7 @@ def _sample_and_save(g: Graph, ckpt, patched, pos, neg, tgt_scaled=None, ref_sca
         extra["reference_image"] = ref_scaled[0]
     sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
                     negative=neg[0], cfg=D["cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
-                    **extra)
+                    ending=D["ending"], **extra)
     decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=ckpt["VAE"])
     save = g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
     corr = g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
@@ -284,7 +287,7 @@ def _sample_and_save(g: Graph, ckpt, patched, pos, neg, tgt_scaled=None, ref_sca
 
 def one_object(name: str, title: str, about: str, specs: dict, ckpt: str, size: int, masks: bool) -> Graph:
     g = Graph(name, title, about, specs)
-    ckpt_node, pos, neg = _common(g, ckpt, size)
+    ckpt_node, model, pos, neg = _common(g, ckpt, size)
     ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
     ref_mask = g.add("LoadImageMask", T["reference_mask"], 1, image="e4e_reference_mask.png",
                      channel=D["mask_channel"]) if masks else None
@@ -303,10 +306,10 @@ def one_object(name: str, title: str, about: str, specs: dict, ckpt: str, size: 
         extra["masks"] = mask_node["masks"]
     ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt_node["VAE"])
     tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt_node["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], ckpt_node, pos, neg, ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], ckpt_node, pos, neg, tgt_lat[0])
+    ref_inv = _invert(g, T["invert_reference"], model, pos, neg, ref_lat[0])
+    tgt_inv = _invert(g, T["invert_target"], model, pos, neg, tgt_lat[0])
     g.group("Inversion", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, ckpt_node, ref_inv, tgt_inv, **extra)
+    patched = _patch(g, model, ref_inv, tgt_inv, **extra)
     _sample_and_save(g, ckpt_node, patched, pos, neg, tgt_s, ref_s)
     return g
 
@@ -315,7 +318,7 @@ def two_objects(specs: dict) -> Graph:
     g = Graph("sd15_two_objects", "SD1.5: two objects from two references",
               "Target object 1 takes its appearance from reference 1, object 2 from reference 2. Masks are files "
               "in ComfyUI's input folder (white = object), one per object; Load Masks scales them like the images.", specs)
-    ckpt, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
+    ckpt, model, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
     ref1 = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference_1.png")
     ref2 = g.add("LoadImage", "Reference image 2", 1, image="e4e_reference_2.png")
     tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
@@ -330,11 +333,11 @@ def two_objects(specs: dict) -> Graph:
     g.add("PreviewImage", "Masks preview", 2, images=masks["preview"])
     lats = [g.add("VAEEncode", f"Encode {t}", 3, pixels=s[0], vae=ckpt["VAE"])
             for t, s in (("reference", ref1_s), ("reference 2", ref2_s), ("target", tgt_s))]
-    inv1 = _invert(g, T["invert_reference"], ckpt, pos, neg, lats[0][0])
-    inv2 = _invert(g, "Invert reference 2", ckpt, pos, neg, lats[1][0])
-    inv_t = _invert(g, T["invert_target"], ckpt, pos, neg, lats[2][0])
+    inv1 = _invert(g, T["invert_reference"], model, pos, neg, lats[0][0])
+    inv2 = _invert(g, "Invert reference 2", model, pos, neg, lats[1][0])
+    inv_t = _invert(g, T["invert_target"], model, pos, neg, lats[2][0])
     g.group("Inversion", *lats, inv1, inv2, inv_t)
-    patched = _patch(g, ckpt, inv1, inv_t, masks=masks["masks"], reference_2=inv2["inversion"])
+    patched = _patch(g, model, inv1, inv_t, masks=masks["masks"], reference_2=inv2["inversion"])
     _sample_and_save(g, ckpt, patched, pos, neg, tgt_s)
     return g
 
@@ -344,7 +347,7 @@ def ksampler_advanced(specs: dict) -> Graph:
               "The target is inverted with method 'ddim'; KSamplerAdvanced samples the patched model from the "
               "target's start latent: add_noise disable, start_at_step = skip_steps, the same steps and "
               "scheduler, sampler ddim.", specs)
-    ckpt, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
+    ckpt, model, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
     ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
     tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
     ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], D["size"])
@@ -352,10 +355,10 @@ def ksampler_advanced(specs: dict) -> Graph:
     g.group("Images, one size", ref, tgt)
     ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt["VAE"])
     tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], ckpt, pos, neg, ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], ckpt, pos, neg, tgt_lat[0], method="ddim")
+    ref_inv = _invert(g, T["invert_reference"], model, pos, neg, ref_lat[0])
+    tgt_inv = _invert(g, T["invert_target"], model, pos, neg, tgt_lat[0], method="ddim")
     g.group("Inversion (target: ddim)", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, ckpt, ref_inv, tgt_inv)
+    patched = _patch(g, model, ref_inv, tgt_inv)
     ks = g.add("KSamplerAdvanced", T["ksampler"], 4, model=patched[0], add_noise="disable", noise_seed=0,
                steps=D["steps"], cfg=D["cfg"], sampler_name="ddim", scheduler=D["scheduler"], positive=pos[0],
                negative=neg[0], latent_image=tgt_inv["start_latent"], start_at_step=D["skip_steps"],
@@ -392,7 +395,7 @@ SHORT = {"Negative prompt": "Negative", "Reference image": "Reference", "Referen
          "Object masks": "Load Masks", "Encode reference 2": "Encode ref. 2", "Encode reference": "Encode ref.",
          "Invert reference 2": "Invert ref. 2", "Invert reference": "Invert ref.", "Encode target": "Encode target",
          "Semantic Match Patch": "Semantic Match Patch", "Appearance Transfer Sampler": "Transfer Sampler",
-         "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image"}
+         "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image", "Authors' FreeU": "Authors' FreeU"}
 PLUMBING = ("MODEL", "CLIP", "VAE", "CONDITIONING")  # not drawn: every node would link to the checkpoint
 
 

@@ -26,7 +26,8 @@ BUILTIN_SPEC = Path(__file__).resolve().parent / "comfy_builtins.json"
 WORKFLOW_NAMES = ("sd15_masks", "sd15_whole_image", "sdxl", "sd15_two_objects", "sd15_ksampler_advanced")
 BUILTINS = ("CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "LoadImageMask", "ImageScale", "VAEEncode",
             "VAEDecode", "SaveImage", "KSamplerAdvanced", "PreviewImage")
-PACK_NODES = ("E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler")
+PACK_NODES = ("E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler",
+              "E4EAuthorsFreeU")
 # Combos whose choices are the machine's files: any file name is fine in a shipped workflow.
 FILE_INPUTS = {("CheckpointLoaderSimple", "ckpt_name"), ("LoadImage", "image"), ("LoadImageMask", "image")}
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")

@@ -13,13 +13,13 @@ from harness import pack_module
 
 def _state():
     inversion = pack_module("inversion")
-    patch = pack_module("nodes.patch")
-    masks = pack_module("nodes.masks").ObjectMasks.whole_image()
+    patch = pack_module("nodes.transfer_state")
+    masks = pack_module("matching").ObjectMasks.whole_image()
     fp = inversion.ModelFingerprint("sd1", "eps", "SD15", 0)
     inv = inversion.Inversion(method="ddpm_edit_friendly", sigmas=torch.linspace(14, 0, 101),
                               latents=torch.zeros(101, 1, 4, 8, 8), residuals=None, start_step=32, eta=1.0,
                               cfg=3.5, fingerprint=fp)
-    layers = tuple(pack_module("nodes.family").DEFAULT_LAYERS["sd1"])
+    layers = tuple(pack_module("nodes.layers").DEFAULT_LAYERS["sd1"])
     return patch.TransferState(inv, [inv], masks, patch.Settings(layers=layers), "sd1")
 
 
@@ -34,7 +34,7 @@ def test_structure_and_matching_steps_are_the_authors():
 def test_adain_steps_are_the_authors():
     import inspect
 
-    transfer = pack_module("nodes.transfer")
+    transfer = pack_module("nodes.appearance_transfer_sampler")
     default = inspect.signature(transfer.transfer).parameters["adain_start_percent"].default
     ui_default = transfer.AppearanceTransferSampler.INPUT_TYPES()["required"]["adain_start_percent"][1]["default"]
     assert default == ui_default

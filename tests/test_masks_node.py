@@ -10,14 +10,14 @@ from PIL import Image
 
 
 def node():
-    return pack_module("nodes.masks_node").LoadMasks()
+    return pack_module("nodes.load_masks").LoadMasks()
 
 
 @pytest.fixture()
 def files_anywhere(monkeypatch):
     """Read mask files from any path, as outside a running ComfyUI (with a full checkout as the test host,
     folder_paths exists and would confine reads to its input folder)."""
-    monkeypatch.setattr(pack_module("nodes.files"), "_folder_paths", lambda: None)
+    monkeypatch.setattr(pack_module("nodes.mask_files"), "folder_paths_module", lambda: None)
 
 
 def test_whole_image_by_default():
@@ -91,7 +91,8 @@ def test_unreadable_file(tmp_path, files_anywhere):
 
 def test_node_registration(pack):
     m = pack.NODE_CLASS_MAPPINGS
-    assert set(m) == {"E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler"}
+    assert set(m) == {"E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler",
+                      "E4EAuthorsFreeU"}
     for name, cls in m.items():
         assert cls.DESCRIPTION and cls.CATEGORY and hasattr(cls, cls.FUNCTION)
         spec = cls.INPUT_TYPES()
@@ -102,7 +103,7 @@ def test_node_registration(pack):
 
 
 def test_resize_like_image_scale():
-    mod = pack_module("nodes.masks")
+    mod = pack_module("matching")
     m = torch.zeros(1, 40, 80)
     m[:, :, 45:60] = 1  # object at x 45..60 of 80
     stretched = mod.fit_masks(m, 64, 64, "disabled")  # -> x 36..48 of 64
@@ -143,12 +144,12 @@ def test_short_reference_of_object_is_named_before_image_checks():
 def test_inside_comfyui_only_the_input_folder_is_read(tmp_path, monkeypatch):
     import types
 
-    files = pack_module("nodes.files")
+    files = pack_module("nodes.mask_files")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "ok.png").write_bytes(b"x")
     (tmp_path / "secret.png").write_bytes(b"x")
     fake = types.SimpleNamespace(get_input_directory=lambda: str(tmp_path / "in"))
-    monkeypatch.setattr(files, "_folder_paths", lambda: fake)
+    monkeypatch.setattr(files, "folder_paths_module", lambda: fake)
     assert files.resolve_input("ok.png", "target_mask_file").endswith("ok.png")
     for bad in ("../secret.png", str(tmp_path / "secret.png")):
         with pytest.raises(ValueError, match="target_mask_file: .* is outside ComfyUI's input folder"):

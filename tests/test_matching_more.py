@@ -140,11 +140,12 @@ def test_match_then_rearrange_end_to_end():
 # ---------------------------------------------------------------------------------------------------
 
 
-def wstats(x, w):
+def wstats(x, w, unbiased=True):
+    """Weighted mean and std; ``unbiased``: Bessel's correction (sum(w) - 1), as the authors' ``var()``."""
     w = w.expand_as(x[:, :1])
     tot = w.sum(dim=(2, 3), keepdim=True)
     mean = (x * w).sum(dim=(2, 3), keepdim=True) / tot
-    std = (((x - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / tot).sqrt()
+    std = (((x - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / (tot - 1 if unbiased else tot)).sqrt()
     return mean.flatten(), std.flatten()
 
 
@@ -168,7 +169,31 @@ def test_masked_adain_statistics_inside_and_identity_outside():
         torch.testing.assert_close(s_got, s_ref, atol=1e-3, rtol=1e-3)
         m_x, _ = wstats(x[b : b + 1], xm[b : b + 1])
         assert (m_x - m_ref).abs().min() > 1.0  # the change was real
+    # the population variance on request: then the population stds match
+    res = matching.masked_adain(x, ref, xm, rm, unbiased=False)
+    for b in range(2):
+        _, s_got = wstats(res[b : b + 1], xm[b : b + 1], unbiased=False)
+        _, s_ref = wstats(ref, rm[None, None], unbiased=False)
+        torch.testing.assert_close(s_got, s_ref, atol=1e-3, rtol=1e-3)
 
+
+def test_masked_adain_uses_the_authors_unbiased_variance():
+    """The authors' calc_mean_std: mean and ``var()`` (Bessel) of the pixels where the mask is 1, + eps, sqrt."""
+    g = gen(7)
+    x = torch.randn(1, 4, 8, 8, generator=g)
+    ref = torch.randn(1, 4, 8, 8, generator=g) * 2 + 1
+    xm, rm = torch.zeros(8, 8), torch.zeros(8, 8)
+    xm[1:5, 2:7] = 1
+    rm[3:8, 0:3] = 1
+
+    def mean_std(t, m):  # transcription: select the masked pixels, then torch's unbiased var
+        flat = t[0].reshape(4, -1)[:, m.reshape(-1) == 1]
+        return flat.mean(dim=1).view(4, 1, 1), (flat.var(dim=1) + 1e-5).sqrt().view(4, 1, 1)
+
+    mx, sx = mean_std(x, xm)
+    mr, sr = mean_std(ref, rm)
+    expected = x[0] * (1 - xm) + ((x[0] - mx) / sx * sr + mr) * xm
+    torch.testing.assert_close(matching.masked_adain(x, ref, xm, rm)[0], expected, atol=1e-5, rtol=1e-5)
 
 def test_masked_adain_soft_mask_none_masks_strength_half():
     g = gen(5)
@@ -185,9 +210,7 @@ def test_masked_adain_soft_mask_none_masks_strength_half():
     # no masks: global statistics
     res = matching.masked_adain(x, ref)
     torch.testing.assert_close(res.mean(dim=(2, 3)), ref.mean(dim=(2, 3)), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(
-        res.std(dim=(2, 3), unbiased=False), ref.std(dim=(2, 3), unbiased=False), atol=1e-3, rtol=1e-3
-    )
+    torch.testing.assert_close(res.std(dim=(2, 3)), ref.std(dim=(2, 3)), atol=1e-3, rtol=1e-3)
     full = matching.masked_adain(x, ref)
     torch.testing.assert_close(matching.masked_adain(x, ref, strength=0.5), 0.5 * (x + full))
     assert torch.equal(matching.masked_adain(x, ref, strength=0.0), x)

@@ -30,14 +30,14 @@ def _base_unet_config(**over) -> dict:
 def sd15_unet_config(**over) -> dict:
     # SD1.5 block layout: attention at input 1,2,4,5,7,8, middle 0, output 3..11 (depth 1 each).
     # ComfyUI consumes transformer_depth_output from the end, so output 0 takes the last entry.
-    return _base_unet_config(
-        num_res_blocks=2,
-        channel_mult=[1, 2, 2, 2],
-        transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
-        transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-        transformer_depth_middle=1,
+    return _base_unet_config(**{
+        "num_res_blocks": 2,
+        "channel_mult": [1, 2, 2, 2],
+        "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+        "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+        "transformer_depth_middle": 1,
         **over,
-    )
+    })
 
 
 def sdxl_unet_config() -> dict:

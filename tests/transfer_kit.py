@@ -28,12 +28,12 @@ def half_masks(size: int = SIZE * 8):
 def invert(model, lat, conds, method="ddpm_edit_friendly", cfg=3.5, seed=0, steps=STEPS, skip=SKIP,
            scheduler="ddim_uniform"):
     pos, neg = conds
-    return pack_module("nodes.invert").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
+    return pack_module("nodes.ddim_invert_reference").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
                                               skip_steps=skip, scheduler=scheduler, seed=seed)
 
 
 def patch(model, target, reference, masks=None, extra_refs=(), **settings):
-    node = pack_module("nodes.patch_node").SemanticMatchPatch()
+    node = pack_module("nodes.semantic_match_patch").SemanticMatchPatch()
     kw = dict(layers="auto", custom_layers="output.6-11", start_percent=0.15, end_percent=1.0, structure_every=5,
               structure_end_percent=0.59, strength=1.0)
     kw.update(settings)
@@ -42,15 +42,32 @@ def patch(model, target, reference, masks=None, extra_refs=(), **settings):
     return out["result"][0]
 
 
-def sample(patched, conds, cfg=3.5, adain=True, adain_start=0.72):
+def sample(patched, conds, cfg=3.5, adain=True, adain_start=0.72, ending="authors"):
     pos, neg = conds
-    return pack_module("nodes.transfer").transfer(patched, pos, neg, cfg, adain, adain_start)
+    return pack_module("nodes.appearance_transfer_sampler").transfer(patched, pos, neg, cfg, adain, adain_start, ending)
 
 
 def masks(target, reference, ref_ids=""):
-    node = pack_module("nodes.masks_node").LoadMasks()
+    node = pack_module("nodes.load_masks").LoadMasks()
     return node.load(ref_ids, False, target_mask=target, reference_mask=reference)["result"][0]
 
 
 def conds(seed=0):
     return tiny_models.sd15_conds(seed)
+
+
+def record_events(monkeypatch) -> dict:
+    """``(step, block, block_index, kind) -> count`` of the injections the hooks make ("match" or "struct"),
+    seen by spying on the two injection functions of ``nodes.attention_hooks``."""
+    hooks = pack_module("nodes.attention_hooks")
+    events: dict = {}
+    for kind, name in (("match", "inject_matches"), ("struct", "inject_structure")):
+        real = getattr(hooks, name)
+
+        def spy(state, call, n, extra, _real=real, _kind=kind):
+            key = (call.step, extra["block"], extra.get("block_index", 0), _kind)
+            events[key] = events.get(key, 0) + 1
+            return _real(state, call, n, extra)
+
+        monkeypatch.setattr(hooks, name, spy)
+    return events

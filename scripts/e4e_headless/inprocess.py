@@ -118,6 +118,8 @@ def transfer_pipeline(pack, model, vae, positive, negative, reference, target, r
     if tuple(reference.shape) != tuple(target.shape):
         raise RunError(f"reference is {list(reference.shape)} but target is {list(target.shape)}: same size needed")
     with torch.inference_mode():
+        if s.get("freeu"):  # the authors' FreeU, once, before both inversions and the patch (as the workflows)
+            model = nodes["E4EAuthorsFreeU"]().patch(model, *s["freeu"])[0]
         invert = nodes["E4EDDIMInvertReference"]()
         inversions = []
         for image in (reference, target):
@@ -137,7 +139,7 @@ def transfer_pipeline(pack, model, vae, positive, negative, reference, target, r
             s["end_percent"], s["structure_every"], s["structure_end_percent"], s["strength"],
             masks=masks)["result"][0]
         out = nodes["E4EAppearanceTransferSampler"]().sample(patched, positive, negative, s["cfg"], s["adain"],
-                                                              s["adain_start_percent"])
+                                                              s["adain_start_percent"], s["ending"])
         latent = out["result"][0]["samples"]
         images = vae.decode(latent)
         if images.ndim == 5:  # some VAEs decode with a frame axis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,34 +13,49 @@ PACK_NAME = "eye_for_an_eye"
 
 SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
-PROMPT_TEMPLATE = "A photo of a {domain}"  # the authors' prompt, the same for every branch
 DEFAULT_DOMAIN = "dog"
 
-# The authors' settings, shared by the shipped workflows (scripts/make_workflows.py) and in-process mode.
+
+def _load_authors():
+    """nodes/defaults.py, the authors' settings, loaded by path (the runner needs no ComfyUI)."""
+    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", REPO / "nodes" / "defaults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+AUTHORS = _load_authors()
+PROMPT_TEMPLATE = AUTHORS.PROMPT_TEMPLATE  # the authors' prompt, the same for every branch
+
+# The settings of the shipped workflows (scripts/make_workflows.py) and of in-process mode: the authors' ones
+# plus how the runner prepares images.
 DEFAULTS = {
     "prompt": PROMPT_TEMPLATE.format(domain=DEFAULT_DOMAIN),
-    "negative": "",
+    "negative": AUTHORS.NEGATIVE,
     "size": 512,
     "sdxl_size": 1024,
     "upscale_method": "lanczos",
     "crop": "disabled",  # stretch: masks made from the original images stay aligned
     "mask_channel": "red",  # masks as black/white images
-    "steps": 100,
-    "skip_steps": 32,
-    "inversion_cfg": 3.5,
-    "method": "ddpm_edit_friendly",
-    "scheduler": "ddim_uniform",
-    "seed": 0,
+    "steps": AUTHORS.STEPS,
+    "skip_steps": AUTHORS.SKIP_STEPS,
+    "inversion_cfg": AUTHORS.INVERSION_CFG,
+    "method": AUTHORS.INVERSION_METHOD,
+    "scheduler": AUTHORS.SCHEDULER,
+    "seed": AUTHORS.INVERSION_SEED,
     "layers": "auto",
     "custom_layers": "output.6-11",
-    "start_percent": 0.16,
-    "end_percent": 1.0,
-    "structure_every": 5,
-    "structure_end_percent": 0.60,
-    "strength": 1.0,
-    "cfg": 2.5,
-    "adain": True,
-    "adain_start_percent": 0.73,
+    "start_percent": AUTHORS.START_PERCENT,
+    "end_percent": AUTHORS.END_PERCENT,
+    "structure_every": AUTHORS.STRUCTURE_EVERY,
+    "structure_end_percent": AUTHORS.STRUCTURE_END_PERCENT,
+    "strength": AUTHORS.STRENGTH,
+    "cfg": AUTHORS.CFG,
+    "adain": AUTHORS.ADAIN,
+    "adain_start_percent": AUTHORS.ADAIN_START_PERCENT,
+    "ending": AUTHORS.ENDING,
+    "freeu": (AUTHORS.FREEU_B1, AUTHORS.FREEU_B2, AUTHORS.FREEU_S1, AUTHORS.FREEU_S2),
+    "freeu_sdxl": AUTHORS.FREEU_SDXL,
     "filename_prefix": "e4e/transfer",
 }
 
@@ -59,6 +75,7 @@ TITLES = {
     "masks": "Object masks",
     "patch": "Semantic Match Patch",
     "sampler": "Appearance Transfer Sampler",
+    "freeu": "Authors' FreeU",
     "ksampler": "KSampler (Advanced)",
     "save": "Save result",
 }

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MASKS_TYPE = "E4E_MASKS"
-
 
 def _as_stack(mask: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
@@ -17,6 +15,8 @@ def _as_stack(mask: torch.Tensor, name: str) -> torch.Tensor:
         mask = mask[None]
     if mask.ndim != 3:
         raise ValueError(f"{name}: expected a MASK [H, W] or a batch of masks [K, H, W], got shape {list(mask.shape)}")
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError(f"{name}: the mask holds NaN or infinite values; check the node that made it")
     return mask.float().clamp(0, 1)
 
 

@@ -6,11 +6,15 @@ import comfy.model_management
 import comfy.samplers
 import torch
 
-from ..inversion import METHODS, Inversion, invert_ddim, invert_edit_friendly
-from .family import fingerprint
-from .sampling import Progress, latent_out, run_loop, schedule
+from ..inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
+from . import defaults as authors
+from .model_family import fingerprint
+from .sampler_stack import Progress, latent_out, run_loop, schedule
 
 INVERSION_TYPE = "E4E_INVERSION"
+
+
+ETA = 1.0  # edit-friendly DDPM inversion and sampling: the DDPM posterior (the authors' eta)
 
 
 def invert(
@@ -22,26 +26,27 @@ def invert(
     cfg: float,
     method: str,
     skip_steps: int,
-    scheduler: str = "ddim_uniform",
+    scheduler: str = authors.SCHEDULER,
     refine_steps: int = 0,
-    seed: int = 0,
-    eta: float = 1.0,
-    offload: bool = True,
+    seed: int = authors.INVERSION_SEED,
 ) -> Inversion:
-    """Invert ``latent`` (VAE space, ``[B, C, H, W]``) along ``steps`` of ``scheduler``; see ``Inversion``."""
+    """Invert ``latent`` (VAE space, ``[B, C, H, W]``) along ``steps`` of ``scheduler``; see ``Inversion``.
+
+    Edit-friendly inversion draws each image's noise from ``seed`` and the image itself
+    (:func:`independent_noise`): the reference and the target never share noise.
+    """
     if method not in METHODS:
         raise ValueError(f"method: {method!r} is not one of {METHODS}")
     if not 0 <= skip_steps < steps:
-        raise ValueError(f"skip_steps: {skip_steps} must be between 0 and steps - 1 ({steps - 1})")
-    if latent.ndim != 4:
-        raise ValueError(f"latent: expected an image latent [B, C, H, W], got shape {list(latent.shape)}")
+        raise ValueError(f"skip_steps: {skip_steps} must be lower than steps ({steps}); sampling starts at skip_steps")
+    check_latent(latent, "latent")
     fp = fingerprint(model)  # refuses unsupported families before any UNet call
     sigmas = schedule(model, scheduler, steps)
     n = len(sigmas) - 1
     if skip_steps >= n:  # some schedulers give a step more or less than asked (ddim_uniform)
         raise ValueError(f"skip_steps: {skip_steps} must be below the {n} steps that {scheduler} gives for steps={steps}")
-    calls = n * (1 + refine_steps) if method == "ddim" else n
-    progress = Progress(calls)
+    noise = independent_noise(latent, n, seed) if method != "ddim" else None
+    progress = Progress(n * (1 + refine_steps) if method == "ddim" else n, model)
     result = {}
 
     def loop(denoise, x, sig):
@@ -49,28 +54,36 @@ def invert(
         if method == "ddim":
             result["latents"] = invert_ddim(denoise, x, sig, refine_steps=refine_steps, progress=progress)
         else:
-            gen = torch.Generator().manual_seed(int(seed))
-            lat, res = invert_edit_friendly(denoise, x, sig, eta=eta, generator=gen, progress=progress)
-            result["latents"], result["residuals"] = lat, res
+            result["latents"], result["residuals"] = invert_edit_friendly(denoise, x, sig, eta=ETA, noise=noise,
+                                                                          progress=progress)
         return x
 
-    run_loop(model, loop, sigmas, positive, negative, cfg, latent, seed=seed)
-    store = comfy.model_management.intermediate_device() if offload else None
-    latents = result["latents"].float()
+    run_loop(model, loop, sigmas, positive, negative, cfg, latent)
+    store = comfy.model_management.intermediate_device()
     residuals = result.get("residuals")
     return Inversion(
         method=method,
         sigmas=sigmas,
-        latents=latents.to(store) if store is not None else latents,
-        residuals=None if residuals is None else (residuals.to(store) if store is not None else residuals),
+        latents=result["latents"].float().to(store),
+        residuals=None if residuals is None else residuals.to(store),
         start_step=skip_steps,
-        eta=eta if method != "ddim" else 0.0,
+        eta=ETA if method != "ddim" else 0.0,
         cfg=float(cfg),
         fingerprint=fp,
         scheduler=scheduler,
         info={"refine_steps": refine_steps, "seed": seed, "positive": _cond_summary(positive),
               "negative": _cond_summary(negative) if cfg != 1.0 else None},
     )
+
+
+def check_latent(latent, name: str):
+    """An image latent ``[B, C, H, W]`` with finite values, else a clear error (before any UNet call)."""
+    if not isinstance(latent, torch.Tensor) or latent.ndim != 4:
+        shape = list(latent.shape) if isinstance(latent, torch.Tensor) else type(latent).__name__
+        raise ValueError(f"{name}: expected an image latent [B, C, H, W], got {shape}")
+    if not bool(torch.isfinite(latent).all()):
+        raise ValueError(f"{name}: the latent holds NaN or infinite values; check the image and the VAE Encode "
+                         "before it (an fp16 VAE can overflow: try the VAE in fp32 or bf16)")
 
 
 def _cond_summary(cond) -> list:
@@ -89,8 +102,8 @@ class DDIMInvertReference:
     DESCRIPTION = (
         "Inverts an image latent (from VAE Encode) along the sampling schedule, for Eye-for-an-eye appearance "
         "transfer. Use it twice: once for the reference (appearance) and once for the target (structure). "
-        "'ddpm_edit_friendly' (the authors' method) stores noise maps so the Appearance Transfer Sampler "
-        "reproduces the image exactly when nothing is transferred; 'ddim' is deterministic and also works with "
+        "'ddpm_edit_friendly' (the authors' method) stores noise maps so that the Appearance Transfer Sampler can "
+        "reproduce the image exactly (strength 0, ending 'exact', the inversion's cfg and prompts); 'ddim' is deterministic and also works with "
         "a plain KSamplerAdvanced (add_noise disabled, start_at_step = skip_steps, same steps and scheduler)."
     )
     CATEGORY = "appearance transfer/eye-for-an-eye"
@@ -109,12 +122,12 @@ class DDIMInvertReference:
                 "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x or SDXL)."}),
                 "positive": ("CONDITIONING", {"tooltip": "Prompt used during inversion; the authors use 'A photo of a {domain}'."}),
                 "latent": ("LATENT", {"tooltip": "The image latent to invert (VAE Encode of the reference or the target)."}),
-                "steps": ("INT", {"default": 100, "min": 2, "max": 1000, "tooltip": "Sampling steps of the whole schedule (authors: 100). The sampler must use the same steps and scheduler."}),
-                "skip_steps": ("INT", {"default": 32, "min": 0, "max": 999, "tooltip": "Steps skipped at the start: sampling begins at this step (authors: 32 of 100, a denoise of about 0.68). Lower keeps less of the target's layout."}),
-                "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG during inversion (authors: 3.5). At 1.0 no unconditional pass is made."}),
-                "method": (list(METHODS), {"default": "ddpm_edit_friendly", "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors). ddim: deterministic, also for KSamplerAdvanced."}),
-                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": "ddim_uniform", "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False, "tooltip": "Seed of the independent noise drawn for edit-friendly inversion (unused by ddim). Fixed, so the inversion is not redone on every queue."}),
+                "steps": ("INT", {"default": authors.STEPS, "min": 2, "max": 1000, "tooltip": "Sampling steps of the whole schedule (authors: 100). The sampler must use the same steps and scheduler."}),
+                "skip_steps": ("INT", {"default": authors.SKIP_STEPS, "min": 0, "max": 999, "tooltip": "Steps skipped at the start: sampling begins at this step (authors: 32 of 100, a denoise of about 0.68). Lower keeps less of the target's layout."}),
+                "cfg": ("FLOAT", {"default": authors.INVERSION_CFG, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG during inversion (authors: 3.5). At 1.0 no unconditional pass is made."}),
+                "method": (list(METHODS), {"default": authors.INVERSION_METHOD, "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors). ddim: deterministic, also for KSamplerAdvanced."}),
+                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": authors.SCHEDULER, "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing."}),
+                "seed": ("INT", {"default": authors.INVERSION_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False, "tooltip": "Seed of the noise drawn for edit-friendly inversion (unused by ddim), mixed with a hash of the image latent: two different images never share noise, whatever seeds they get; the same image and seed give the same inversion. Fixed, so the inversion is not redone on every queue."}),
             },
             "optional": {
                 "negative": ("CONDITIONING", {"tooltip": "Negative prompt for CFG (authors: empty). Required when cfg > 1."}),
@@ -122,11 +135,8 @@ class DDIMInvertReference:
             },
         }
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, steps, skip_steps, **_):
-        if skip_steps >= steps:
-            return f"skip_steps ({skip_steps}) must be lower than steps ({steps})"
-        return True
+    # No VALIDATE_INPUTS: ComfyUI skips its own min/max/choice checks for every input such a function takes.
+    # skip_steps < steps is checked first thing in run(), before any UNet call.
 
     def run(self, model, positive, latent, steps, skip_steps, cfg, method, scheduler, seed, negative=None, refine_steps=0):
         if negative is None:

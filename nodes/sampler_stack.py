@@ -17,16 +17,33 @@ import comfy.utils
 import torch
 
 
+def _preview_callback(model, total: int):
+    """The stock KSampler's progress-with-preview callback (full ComfyUI), or None (the 2024 core package)."""
+    try:
+        import latent_preview  # a top-level module of a full ComfyUI, absent from the notcomfy core
+    except ImportError:
+        return None
+    return latent_preview.prepare_callback(model, total)
+
+
 class Progress:
-    """ComfyUI progress bar + interruption check, callable as ``progress(done, total)``."""
+    """Progress bar, live latent preview (as a stock KSampler shows it) and interruption check.
 
-    def __init__(self, total: int):
-        self.bar = comfy.utils.ProgressBar(total)
+    Called as ``progress(done, total, x0)`` by the loops, ``x0`` being the current denoised prediction in the
+    model's latent space (``None`` where there is none).
+    """
+
+    def __init__(self, total: int, model=None):
         self.total = total
+        self.preview = _preview_callback(model, total) if model is not None else None
+        self.bar = comfy.utils.ProgressBar(total)
 
-    def __call__(self, done: int, total: int):
+    def __call__(self, done: int, total: int, x0: torch.Tensor | None = None):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        self.bar.update_absolute(done, total)
+        if self.preview is not None and x0 is not None:
+            self.preview(done - 1, x0, None, total)
+        else:
+            self.bar.update_absolute(done, total)
 
 
 def schedule(model, scheduler: str, steps: int) -> torch.Tensor:
@@ -35,16 +52,7 @@ def schedule(model, scheduler: str, steps: int) -> torch.Tensor:
     return comfy.samplers.calculate_sigmas(ms, scheduler, steps).cpu().float()
 
 
-def run_loop(
-    model,
-    loop: Callable,
-    sigmas: torch.Tensor,
-    positive,
-    negative,
-    cfg: float,
-    latent: torch.Tensor,
-    seed: int = 0,
-):
+def run_loop(model, loop: Callable, sigmas: torch.Tensor, positive, negative, cfg: float, latent: torch.Tensor):
     """Run ``loop(denoise, x, sigmas) -> x`` as a sampler. ``x`` starts at ``process_latent_in(latent)``.
 
     ``denoise(x, sigma)`` is ComfyUI's CFG-combined x0 prediction (the patched model, if patched).
@@ -58,18 +66,15 @@ def run_loop(
             s = sigma.to(xx.device, torch.float32).reshape(()) * xx.new_ones([xx.shape[0]])
             return model_k(xx, s, **extra_args)
 
-        return loop(denoise, x, sigmas)
-
-    def sampler_function_no_grad(*args, **kwargs):
         with torch.no_grad():
-            return sampler_function(*args, **kwargs)
+            return loop(denoise, x, sigmas)
 
-    sampler = comfy.samplers.KSAMPLER(sampler_function_no_grad)
+    sampler = comfy.samplers.KSAMPLER(sampler_function)
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent = comfy.sample.fix_empty_latent_channels(model, latent)
-    noise = torch.zeros_like(latent, device="cpu")
+    noise = torch.zeros_like(latent, device="cpu")  # our loops add their own noise (or none)
     return comfy.sample.sample_custom(
-        model, noise, cfg, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=seed
+        model, noise, cfg, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0
     )
 
 

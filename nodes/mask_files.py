@@ -1,4 +1,4 @@
-"""Reading mask files and saving preview images (uses ComfyUI's folder_paths when the full app runs)."""
+"""Reading mask image files (only from ComfyUI's input folder when the full app runs)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-
-def _folder_paths():
-    try:
-        import folder_paths  # only in a full ComfyUI (not in the notcomfy core)
-    except ImportError:
-        return None
-    return folder_paths
+from .ui_images import folder_paths_module
 
 
 def resolve_input(name: str, what: str) -> str:
     """A mask file's path. Inside ComfyUI only files in its input folder are read (a served instance must
     not read other files); without the app (scripts, tests) any path is taken as given."""
     path = name
-    fp = _folder_paths()
+    fp = folder_paths_module()
     if fp is not None:
         root = os.path.realpath(fp.get_input_directory())
         path = os.path.realpath(os.path.join(root, name))
@@ -60,17 +54,3 @@ def load_mask_files(names: str, what: str) -> torch.Tensor:
     fitted = [m if m.shape == (h, w) else torch.nn.functional.interpolate(
         m[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0] for m in masks]
     return torch.stack(fitted)
-
-
-def save_preview(image: torch.Tensor, prefix: str) -> dict | None:
-    """Save ``[H, W, 3]`` (0..1) to ComfyUI's temp folder; the ``ui`` image entry, or None without the app."""
-    fp = _folder_paths()
-    if fp is None:
-        return None
-    out_dir = fp.get_temp_directory()
-    os.makedirs(out_dir, exist_ok=True)
-    arr = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    count = len([f for f in os.listdir(out_dir) if f.startswith(prefix)])
-    name = f"{prefix}_{count:05d}.png"
-    Image.fromarray(arr).save(os.path.join(out_dir, name), compress_level=1)
-    return {"filename": name, "subfolder": "", "type": "temp"}

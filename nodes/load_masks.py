@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .files import load_mask_files, save_preview
-from .masks import MASKS_TYPE, ObjectMasks, fit_masks
+from ..matching import ObjectMasks, fit_masks
+from .mask_files import load_mask_files
+from .ui_images import save_preview
+
+MASKS_TYPE = "E4E_MASKS"
 
 COLOURS = torch.tensor([[1.0, 0.35, 0.3], [0.3, 0.75, 1.0], [0.4, 1.0, 0.4], [1.0, 0.85, 0.3],
                         [0.85, 0.45, 1.0], [0.3, 1.0, 0.9]])

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from ..inversion import Inversion
-from .family import LAYER_PRESETS, attention_blocks, fingerprint, resolve_layers
-from .invert import INVERSION_TYPE
-from .masks import MASKS_TYPE, ObjectMasks
-from .patch import Settings, TransferState, install
+from ..matching import ObjectMasks
+from . import defaults as authors
+from .attention_hooks import install
+from .ddim_invert_reference import INVERSION_TYPE
+from .layers import LAYER_PRESETS, resolve_layers
+from .load_masks import MASKS_TYPE
+from .model_family import attention_blocks, fingerprint
+from .transfer_state import Settings, TransferState
 
 MAX_EXTRA_REFERENCES = 3
 
@@ -18,6 +22,14 @@ def _check_inversion(inv, name: str, fp, target: Inversion | None = None):
         raise ValueError(
             f"{name}: inverted with another model ({inv.fingerprint.describe()}) than the one being patched "
             f"({fp.describe()}); connect the same MODEL to DDIM Invert Reference and Semantic Match Patch"
+        )
+    if inv.fingerprint.freeu != fp.freeu:
+        def say(f):
+            return "without the authors' FreeU" if f is None else f"with the authors' FreeU {f[:4]}"
+
+        raise ValueError(
+            f"{name}: inverted {say(inv.fingerprint.freeu)} but the model being patched is {say(fp.freeu)}; put "
+            "Authors' FreeU once on the MODEL before both DDIM Invert Reference nodes and Semantic Match Patch"
         )
     if target is not None:
         if inv.latent_shape != target.latent_shape:
@@ -35,8 +47,9 @@ def _check_inversion(inv, name: str, fp, target: Inversion | None = None):
 
 
 def build_state(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
-                start_percent=0.16, end_percent=1.0, structure_every=5, structure_end_percent=0.60,
-                strength=1.0) -> TransferState:
+                start_percent=authors.START_PERCENT, end_percent=authors.END_PERCENT,
+                structure_every=authors.STRUCTURE_EVERY, structure_end_percent=authors.STRUCTURE_END_PERCENT,
+                strength=authors.STRENGTH) -> TransferState:
     fp = fingerprint(model)  # refuses unsupported families first
     _check_inversion(target, "target", fp)
     refs = [reference, *[r for r in extra_references if r is not None]]
@@ -93,11 +106,11 @@ class SemanticMatchPatch:
                 "target": (INVERSION_TYPE, {"tooltip": "Inversion of the target image: the structure. Its schedule and start step drive the patch."}),
                 "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Decoder self-attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL."}),
                 "custom_layers": ("STRING", {"default": "output.6-11", "multiline": False, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3'."}),
-                "start_percent": ("FLOAT", {"default": 0.16, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts. 0.16 reproduces the authors' code exactly: structure injection at step 11 of 68, matching from step 12 (their config says 10; their step counter lags one step)."}),
-                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
-                "structure_every": ("INT", {"default": 5, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5). 0 turns it off."}),
-                "structure_end_percent": ("FLOAT", {"default": 0.60, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (0.60: the authors' last structure step is 36 of 68)."}),
-                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
+                "start_percent": ("FLOAT", {"default": authors.START_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts. 0.16 reproduces the authors' code exactly: structure injection at step 11 of 68, matching from step 12 (their config says 10; their step counter lags one step)."}),
+                "end_percent": ("FLOAT", {"default": authors.END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
+                "structure_every": ("INT", {"default": authors.STRUCTURE_EVERY, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5). 0 turns it off."}),
+                "structure_end_percent": ("FLOAT", {"default": authors.STRUCTURE_END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (0.60: the authors' last structure step is 36 of 68)."}),
+                "strength": ("FLOAT", {"default": authors.STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
             },
             "optional": optional,
         }

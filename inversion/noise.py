@@ -1,0 +1,44 @@
+"""The independent noise of edit-friendly inversion: drawn per image, from the seed *and* the image.
+
+Edit-friendly inversion draws every noisy latent of the trajectory independently. If two images (the reference
+and the target) were inverted with generators seeded alike, their trajectories would carry the same noise, and
+in the early, noise-dominated steps cosine matching would pair tokens by position instead of by part. The
+authors' code draws both images' noise from one running generator, so the two are independent. Here each image
+of a batch gets a generator seeded from a hash of (seed, its latent): two different images never share noise
+whatever seeds the user sets, while the same image with the same seed gives the same noise, bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+# The latent is quantised before hashing, so that the last bits of a VAE encode (which may differ between devices
+# or attention kernels) do not change the noise; images that differ anywhere by more than this get other noise.
+HASH_QUANTUM = 1.0 / 256
+
+
+def image_seed(seed: int, latent: torch.Tensor) -> int:
+    """A 63-bit generator seed from ``seed`` and one image latent ``[C, H, W]``."""
+    q = torch.round(latent.detach().to("cpu", torch.float64) / HASH_QUANTUM).to(torch.int64).contiguous()
+    h = hashlib.sha256()
+    h.update(int(seed).to_bytes(8, "little", signed=False))
+    h.update(str(tuple(q.shape)).encode())
+    h.update(q.numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "little") & (2**63 - 1)
+
+
+def independent_noise(x0: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
+    """Standard normal noise ``[steps, B, C, H, W]`` (float32, CPU) for a batch of image latents ``x0``.
+
+    Image ``b`` gets its own generator (seeded by :func:`image_seed`), so its noise does not depend on what it
+    is batched with.
+    """
+    if x0.ndim != 4:
+        raise ValueError(f"x0: expected image latents [B, C, H, W], got shape {list(x0.shape)}")
+    per_image = []
+    for b in range(x0.shape[0]):
+        gen = torch.Generator().manual_seed(image_seed(seed, x0[b]))
+        per_image.append(torch.randn((steps, *x0.shape[1:]), generator=gen, dtype=torch.float32))
+    return torch.stack(per_image, dim=1)
