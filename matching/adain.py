@@ -7,6 +7,23 @@ import torch
 __all__ = ["masked_adain"]
 
 
+def _check_latents(x, ref) -> None:
+    """``x``, ``ref``: float ``[B, C, H, W]`` latents on one device, same ``C``, ``ref``'s batch 1 or B."""
+    for name, t in (("x", x), ("ref", ref)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 4:
+            raise ValueError(f"{name} must have shape [B, C, H, W], got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if ref.device != x.device:
+        raise ValueError(f"ref is on {ref.device}, expected {x.device} (same device as x)")
+    if ref.shape[1] != x.shape[1]:
+        raise ValueError(f"ref has {ref.shape[1]} channels, x has {x.shape[1]} (must match)")
+    if ref.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"ref has batch size {ref.shape[0]}, expected {x.shape[0]} (or 1 to broadcast)")
+
+
 def _weights(name: str, mask, like: torch.Tensor) -> torch.Tensor:
     """Mask as ``[B or 1, 1, H, W]`` float32 weights for ``like`` ``[B, C, H, W]``; None -> ones."""
     B, _, H, W = like.shape
@@ -51,6 +68,38 @@ def _stats(x: torch.Tensor, w: torch.Tensor, eps: float, unbiased: bool):
     return mean, (var + eps).sqrt(), total
 
 
+def _check_not_empty(**weights: torch.Tensor) -> None:
+    """check=True only: every weight map must have a positive sum in every batch element. Syncs."""
+    for name, w in weights.items():
+        if bool((w.sum(dim=(1, 2, 3)) <= 0).any()):
+            raise ValueError(f"{name} is empty (sums to zero) in some batch element")
+
+
+def _normalise(
+    xf: torch.Tensor, sx: torch.Tensor, ref: torch.Tensor, sr: torch.Tensor, eps: float, unbiased: bool
+):
+    """AdaIN of float32 ``xf`` (statistics weighted by ``sx``) to ``ref`` (weighted by ``sr``, in float32).
+
+    Returns ``(x_new, total_r)``: ``(xf - mean_x) / std_x * std_r + mean_r`` and the reference weight sums
+    ``[B|1,1,1,1]``.
+    """
+    mean_x, std_x, _ = _stats(xf, sx, eps, unbiased)
+    mean_r, std_r, total_r = _stats(ref.to(torch.float32), sr, eps, unbiased)
+    return (xf - mean_x) / std_x * std_r + mean_r, total_r
+
+
+def _blend(
+    x: torch.Tensor, xf: torch.Tensor, x_new: torch.Tensor, wx: torch.Tensor, total_r: torch.Tensor, strength
+):
+    """``wx * x_new + (1 - wx) * xf`` in ``x``'s dtype, ``x_new`` first moved towards ``xf`` by ``strength``."""
+    if strength != 1.0:
+        x_new = xf + float(strength) * (x_new - xf)
+    blended = wx * x_new + (1.0 - wx) * xf
+    # Outside the mask (weight 0) and where the reference region is empty, keep x bit for bit.
+    inside = (wx > 0) & (total_r > 0)
+    return torch.where(inside, blended.to(x.dtype), x)
+
+
 def masked_adain(
     x: torch.Tensor,
     ref: torch.Tensor,
@@ -87,35 +136,14 @@ def masked_adain(
         ``x_new = x + strength * ((x - mean_x) / std_x * std_ref + mean_ref - x)``. Where ``x_mask`` is 0 the
         output is bit-identical to ``x``. Statistics are computed in float32.
     """
-    for name, t in (("x", x), ("ref", ref)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 4:
-            raise ValueError(f"{name} must have shape [B, C, H, W], got {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
-    if ref.device != x.device:
-        raise ValueError(f"ref is on {ref.device}, expected {x.device} (same device as x)")
-    if ref.shape[1] != x.shape[1]:
-        raise ValueError(f"ref has {ref.shape[1]} channels, x has {x.shape[1]} (must match)")
-    if ref.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"ref has batch size {ref.shape[0]}, expected {x.shape[0]} (or 1 to broadcast)")
+    _check_latents(x, ref)
     wx = _weights("x_mask", x_mask, x)
     wr = _weights("ref_mask", ref_mask, ref)
     if check:
-        for name, w in (("x_mask", wx), ("ref_mask", wr)):
-            if bool((w.sum(dim=(1, 2, 3)) <= 0).any()):
-                raise ValueError(f"{name} is empty (sums to zero) in some batch element")
+        _check_not_empty(x_mask=wx, ref_mask=wr)
 
     sx = wx if x_stats_mask is None else _weights("x_stats_mask", x_stats_mask, x)
     sr = wr if ref_stats_mask is None else _weights("ref_stats_mask", ref_stats_mask, ref)
     xf = x.to(torch.float32)
-    mean_x, std_x, _ = _stats(xf, sx, eps, unbiased)
-    mean_r, std_r, total_r = _stats(ref.to(torch.float32), sr, eps, unbiased)
-    x_new = (xf - mean_x) / std_x * std_r + mean_r
-    if strength != 1.0:
-        x_new = xf + float(strength) * (x_new - xf)
-    blended = wx * x_new + (1.0 - wx) * xf
-    # Outside the mask (weight 0) and where the reference region is empty, keep x bit for bit.
-    inside = (wx > 0) & (total_r > 0)
-    return torch.where(inside, blended.to(x.dtype), x)
+    x_new, total_r = _normalise(xf, sx, ref, sr, eps, unbiased)
+    return _blend(x, xf, x_new, wx, total_r, strength)

@@ -34,7 +34,7 @@ it; near-ties may then resolve differently from a strict float32 product.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +86,22 @@ def _bool_mask(name: str, value, shape: tuple[int, ...], layout: str) -> torch.T
     return t
 
 
+def _broadcast_mask(name: str, value, B: int, rest: tuple[int, ...], layout: str) -> torch.Tensor | None:
+    """Bool mask ``[B, *rest]`` or ``[1, *rest]`` (one mask for the whole batch); ``None`` stays ``None``."""
+    one = isinstance(value, torch.Tensor) and value.ndim == 1 + len(rest) and value.shape[0] == 1
+    return _bool_mask(name, value, (1 if one else B, *rest), layout)
+
+
+def _same_channels(name: str, ref: torch.Tensor, out: torch.Tensor) -> None:
+    if ref.shape[-1] != out.shape[-1]:
+        raise ValueError(f"{name} has {ref.shape[-1]} channels, out has {out.shape[-1]} (must match)")
+
+
+def _broadcast_batch(name: str, ref: torch.Tensor, B: int) -> None:
+    if ref.shape[0] not in (1, B):
+        raise ValueError(f"{name} has batch size {ref.shape[0]}, expected {B} (or 1 to broadcast)")
+
+
 def _chunk_bytes(chunk_bytes) -> int:
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
@@ -104,6 +120,79 @@ def _not_empty(name: str, mask: torch.Tensor | None) -> None:
     if bool(empty.any()):
         which = [i for i, e in enumerate(empty.tolist()) if e]
         raise ValueError(f"{name} is empty (no True token) for batch element(s) {which}")
+
+
+def _check_not_empty(ref_name: str, M: int, masks: Iterable[tuple[str, torch.Tensor | None]]) -> None:
+    """check=True only: the reference has tokens and no ``(name, mask)`` is empty, in order. Syncs."""
+    if M == 0:
+        raise ValueError(f"{ref_name} has no tokens (M == 0)")
+    for name, mask in masks:
+        _not_empty(name, mask)
+
+
+# match_objects' arguments: both layouts come out in the batched one, out [B,N,C], refs [B|1,R,M,C],
+# out_masks [B,K,N], ref_masks [B|1,K,M] | None. The unbatched ones are lifted by views, no copy.
+
+
+def _out_masks(value, ndim: int, layout: str) -> torch.Tensor:
+    t = _tensor("out_masks", value)
+    if t.ndim != ndim:
+        raise ValueError(f"out_masks must have shape {layout}, got {tuple(t.shape)}")
+    return t
+
+
+def _check_objects_batched(out, refs, out_masks, ref_masks):
+    """The batched layout of :func:`match_objects`, validated; the tensors come back as given."""
+    out = _features("out", out, 3, "[B, N, C]")
+    refs = _features("refs", refs, 4, "[B, R, M, C]")
+    B, N, _ = out.shape
+    _broadcast_batch("refs", refs, B)
+    out_masks = _out_masks(out_masks, 3, "[B, K, N]")
+    K = out_masks.shape[1]
+    _same_device(out.device, refs=refs, out_masks=out_masks, ref_masks=ref_masks)
+    out_masks = _bool_mask("out_masks", out_masks, (B, K, N), "[B, K, N]")
+    _same_channels("refs", refs, out)
+    ref_masks = _broadcast_mask("ref_masks", ref_masks, B, (K, refs.shape[2]), "[B, K, M]")
+    return out, refs, out_masks, ref_masks
+
+
+def _check_objects_unbatched(out, refs, out_masks, ref_masks):
+    """The unbatched layout of :func:`match_objects`, validated and lifted to the batched one."""
+    out = _features("out", out, 2, "[N, C]")
+    refs = _features("refs", refs, 3, "[R, M, C]")
+    N = out.shape[0]
+    out_masks = _out_masks(out_masks, 2, "[K, N]")
+    K = out_masks.shape[0]
+    _same_device(out.device, refs=refs, out_masks=out_masks, ref_masks=ref_masks)
+    out_masks = _bool_mask("out_masks", out_masks, (K, N), "[K, N]")
+    _same_channels("refs", refs, out)
+    ref_masks = _bool_mask("ref_masks", ref_masks, (K, refs.shape[1]), "[K, M]")
+    lifted_ref_masks = None if ref_masks is None else ref_masks.unsqueeze(0)
+    return out.unsqueeze(0), refs.unsqueeze(0), out_masks.unsqueeze(0), lifted_ref_masks
+
+
+def _ref_id_list(ref_ids, K: int, R: int) -> list[int]:
+    """``ref_ids`` as a list of ``K`` Python ints in ``[0, R)``."""
+    if isinstance(ref_ids, torch.Tensor) or isinstance(ref_ids, (str, bytes)):
+        raise ValueError("ref_ids must be a sequence of Python ints (not a tensor or string)")
+    try:
+        ids = list(ref_ids)
+    except TypeError as exc:
+        raise ValueError(f"ref_ids must be a sequence of {K} ints, got {type(ref_ids).__name__}") from exc
+    if len(ids) != K:
+        raise ValueError(f"ref_ids has {len(ids)} entries but out_masks has K={K} objects")
+    for k, r in enumerate(ids):
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < R:
+            raise ValueError(f"ref_ids[{k}] = {r!r} must be an int in [0, {R})")
+    return ids
+
+
+def _per_object(out_masks: torch.Tensor, ref_masks: torch.Tensor | None):
+    """``(name, mask)`` of each object's target mask, then its reference mask, object by object."""
+    for k in range(out_masks.shape[1]):
+        yield f"out_masks[{k}]", out_masks[:, k]
+        if ref_masks is not None:
+            yield f"ref_masks[{k}]", ref_masks[:, k]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,17 +293,13 @@ def match_tokens(
     """
     out = _features("out", out, 2, "[N, C]")
     ref = _features("ref", ref, 2, "[M, C]")
-    if ref.shape[1] != out.shape[1]:
-        raise ValueError(f"ref has {ref.shape[1]} channels, out has {out.shape[1]} (must match)")
+    _same_channels("ref", ref, out)
     _same_device(out.device, ref=ref, out_mask=out_mask, ref_mask=ref_mask)
     out_mask = _bool_mask("out_mask", out_mask, (out.shape[0],), "[N]")
     ref_mask = _bool_mask("ref_mask", ref_mask, (ref.shape[0],), "[M]")
     chunk_bytes = _chunk_bytes(chunk_bytes)
     if check:
-        if ref.shape[0] == 0:
-            raise ValueError("ref has no tokens (M == 0)")
-        _not_empty("out_mask", out_mask)
-        _not_empty("ref_mask", ref_mask)
+        _check_not_empty("ref", ref.shape[0], (("out_mask", out_mask), ("ref_mask", ref_mask)))
     return _match_core(
         out.unsqueeze(0),
         ref.unsqueeze(0),
@@ -248,21 +333,15 @@ def match_tokens_batched(
     """
     out = _features("out", out, 3, "[B, N, C]")
     ref = _features("ref", ref, 3, "[B, M, C]")
-    B, N, C = out.shape
-    if ref.shape[2] != C:
-        raise ValueError(f"ref has {ref.shape[2]} channels, out has {C} (must match)")
-    if ref.shape[0] not in (1, B):
-        raise ValueError(f"ref has batch size {ref.shape[0]}, expected {B} (or 1 to broadcast)")
+    B, N, _ = out.shape
+    _same_channels("ref", ref, out)
+    _broadcast_batch("ref", ref, B)
     _same_device(out.device, ref=ref, out_mask=out_mask, ref_mask=ref_mask)
     out_mask = _bool_mask("out_mask", out_mask, (B, N), "[B, N]")
-    rb = 1 if isinstance(ref_mask, torch.Tensor) and ref_mask.ndim == 2 and ref_mask.shape[0] == 1 else B
-    ref_mask = _bool_mask("ref_mask", ref_mask, (rb, ref.shape[1]), "[B, M]")
+    ref_mask = _broadcast_mask("ref_mask", ref_mask, B, (ref.shape[1],), "[B, M]")
     chunk_bytes = _chunk_bytes(chunk_bytes)
     if check:
-        if ref.shape[1] == 0:
-            raise ValueError("ref has no tokens (M == 0)")
-        _not_empty("out_mask", out_mask)
-        _not_empty("ref_mask", ref_mask)
+        _check_not_empty("ref", ref.shape[1], (("out_mask", out_mask), ("ref_mask", ref_mask)))
     return _match_core(out, ref, out_mask, ref_mask, chunk_bytes)
 
 
@@ -296,62 +375,15 @@ def match_objects(
         object (higher ``k``) wins. With ``check=False``, an object whose reference mask is empty leaves its
         tokens as the earlier objects set them.
     """
-    out = _tensor("out", out)
-    batched = out.ndim == 3
-    if batched:
-        out = _features("out", out, 3, "[B, N, C]")
-        refs = _features("refs", refs, 4, "[B, R, M, C]")
-        B, N, C = out.shape
-        if refs.shape[0] not in (1, B):
-            raise ValueError(f"refs has batch size {refs.shape[0]}, expected {B} (or 1 to broadcast)")
-        out_masks = _tensor("out_masks", out_masks)
-        if out_masks.ndim != 3:
-            raise ValueError(f"out_masks must have shape [B, K, N], got {tuple(out_masks.shape)}")
-        K = out_masks.shape[1]
-        _same_device(out.device, refs=refs, out_masks=out_masks, ref_masks=ref_masks)
-        out_masks = _bool_mask("out_masks", out_masks, (B, K, N), "[B, K, N]")
-    else:
-        out = _features("out", out, 2, "[N, C]")
-        refs = _features("refs", refs, 3, "[R, M, C]")
-        N, C = out.shape
-        out_masks = _tensor("out_masks", out_masks)
-        if out_masks.ndim != 2:
-            raise ValueError(f"out_masks must have shape [K, N], got {tuple(out_masks.shape)}")
-        K = out_masks.shape[0]
-        _same_device(out.device, refs=refs, out_masks=out_masks, ref_masks=ref_masks)
-        out_masks = _bool_mask("out_masks", out_masks, (K, N), "[K, N]")
-        # lift to the batched layout (views, no copy)
-        out, refs, out_masks = out.unsqueeze(0), refs.unsqueeze(0), out_masks.unsqueeze(0)
-        B = 1
+    batched = _tensor("out", out).ndim == 3
+    check_layout = _check_objects_batched if batched else _check_objects_unbatched
+    out, refs, out_masks, ref_masks = check_layout(out, refs, out_masks, ref_masks)
+    B, K, N = out_masks.shape
     R, M = refs.shape[1], refs.shape[2]
-    if refs.shape[3] != C:
-        raise ValueError(f"refs has {refs.shape[3]} channels, out has {C} (must match)")
-    if ref_masks is not None:
-        ref_masks = _tensor("ref_masks", ref_masks)
-        if batched:
-            rb = 1 if ref_masks.ndim == 3 and ref_masks.shape[0] == 1 else B
-            ref_masks = _bool_mask("ref_masks", ref_masks, (rb, K, M), "[B, K, M]")
-        else:
-            ref_masks = _bool_mask("ref_masks", ref_masks, (K, M), "[K, M]").unsqueeze(0)
-    if isinstance(ref_ids, torch.Tensor) or isinstance(ref_ids, (str, bytes)):
-        raise ValueError("ref_ids must be a sequence of Python ints (not a tensor or string)")
-    try:
-        ids = list(ref_ids)
-    except TypeError as exc:
-        raise ValueError(f"ref_ids must be a sequence of {K} ints, got {type(ref_ids).__name__}") from exc
-    if len(ids) != K:
-        raise ValueError(f"ref_ids has {len(ids)} entries but out_masks has K={K} objects")
-    for k, r in enumerate(ids):
-        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < R:
-            raise ValueError(f"ref_ids[{k}] = {r!r} must be an int in [0, {R})")
+    ids = _ref_id_list(ref_ids, K, R)
     chunk_bytes = _chunk_bytes(chunk_bytes)
     if check:
-        if M == 0:
-            raise ValueError("refs has no tokens (M == 0)")
-        for k in range(K):
-            _not_empty(f"out_masks[{k}]", out_masks[:, k])
-            if ref_masks is not None:
-                _not_empty(f"ref_masks[{k}]", ref_masks[:, k])
+        _check_not_empty("refs", M, _per_object(out_masks, ref_masks))
 
     result = torch.full((B, N), -1, dtype=torch.long, device=out.device)
     for k, r in enumerate(ids):

@@ -7,24 +7,8 @@ import torch
 __all__ = ["rearrange"]
 
 
-def rearrange(
-    out: torch.Tensor, ref_flat: torch.Tensor, src: torch.Tensor, strength: float = 1.0
-) -> torch.Tensor:
-    """Gather the matched reference rows into the target's token sequence.
-
-    Args:
-        out: ``[N, C]`` or ``[B, N, C]`` target features (the attn1 input of the ``out`` branch).
-        ref_flat: ``[R * M, C]`` (or ``[B, R * M, C]``, ``B`` may be 1 to broadcast) reference features,
-            all references' tokens one after the other (``refs.reshape(-1, C)``).
-        src: ``[N]`` (or ``[B, N]``) integer indices from :func:`match_tokens` / :func:`match_objects`;
-            ``-1`` = keep the target token. Other indices must lie in ``[0, R * M)``.
-        strength: 1.0 replaces matched rows with the reference rows exactly; below 1 they become
-            ``out + strength * (ref - out)``.
-
-    Returns:
-        A new tensor shaped, typed and placed like ``out``: matched rows replaced (reference rows cast to
-        ``out.dtype``), unmatched rows bit-identical to ``out``. No host synchronisation.
-    """
+def _check_args(out, ref_flat, src, strength) -> None:
+    """Validate :func:`rearrange`'s arguments (shapes, dtypes, devices and types only: no sync)."""
     for name, t in (("out", out), ("ref_flat", ref_flat), ("src", src)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -59,11 +43,32 @@ def rearrange(
     ):
         raise ValueError(f"strength must be a Python float, got {type(strength).__name__}")
 
+
+def rearrange(
+    out: torch.Tensor, ref_flat: torch.Tensor, src: torch.Tensor, strength: float = 1.0
+) -> torch.Tensor:
+    """Gather the matched reference rows into the target's token sequence.
+
+    Args:
+        out: ``[N, C]`` or ``[B, N, C]`` target features (the attn1 input of the ``out`` branch).
+        ref_flat: ``[R * M, C]`` (or ``[B, R * M, C]``, ``B`` may be 1 to broadcast) reference features,
+            all references' tokens one after the other (``refs.reshape(-1, C)``).
+        src: ``[N]`` (or ``[B, N]``) integer indices from :func:`match_tokens` / :func:`match_objects`;
+            ``-1`` = keep the target token. Other indices must lie in ``[0, R * M)``.
+        strength: 1.0 replaces matched rows with the reference rows exactly; below 1 they become
+            ``out + strength * (ref - out)``.
+
+    Returns:
+        A new tensor shaped, typed and placed like ``out``: matched rows replaced (reference rows cast to
+        ``out.dtype``), unmatched rows bit-identical to ``out``. No host synchronisation.
+    """
+    _check_args(out, ref_flat, src, strength)
+
     C = out.shape[-1]
     idx = src.long()
     keep = idx < 0
     idx = idx.clamp_min(0)
-    if batched:
+    if out.ndim == 3:
         if ref_flat.shape[0] != out.shape[0]:
             ref_flat = ref_flat.expand(out.shape[0], -1, -1)
         picked = torch.gather(ref_flat, 1, idx.unsqueeze(-1).expand(-1, -1, C))
