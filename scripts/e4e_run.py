@@ -14,7 +14,9 @@ target_mask]) runs a batch, spread over every ``--server`` given, with bounded r
 In-process mode (no --server): needs a full ComfyUI checkout (COMFYUI_PATH) to load ``--checkpoint PATH``
 and encode the prompt; then runs the pack's nodes directly, in the same graph as the workflow.
 
-Only the standard library and Pillow are needed for server mode (torch too for in-process mode).
+Server mode needs only the standard library and Pillow; with websocket-client installed
+(pip install websocket-client) it follows each run's progress live, else it polls /history.
+In-process mode needs torch too.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from PIL import Image
 
 run = es.load_runner()
 inprocess = es.runner_part("inprocess")
+client = es.runner_part("client")
 workflow_fill = es.runner_part("workflow_fill")
 
 
@@ -134,6 +135,21 @@ def _frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return head + payload
 
 
+def _read_frame(rfile) -> tuple[int, bytes, bool]:
+    """One frame from a client: (opcode, unmasked payload, whether it was masked)."""
+    b0, b1 = rfile.read(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", rfile.read(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", rfile.read(8))[0]
+    mask = rfile.read(4) if b1 & 0x80 else None
+    payload = rfile.read(n)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return b0 & 0x0F, payload, mask is not None
+
+
 class FakeComfy:
     """ComfyUI's HTTP API as the runner uses it. mode: 'ok', 'fail' (every run ends in execution_error)."""
 
@@ -144,6 +160,8 @@ class FakeComfy:
         self.history: dict[str, dict] = {}
         self.outputs: dict[str, bytes] = {}
         self.clients: dict[str, queue.Queue] = {}
+        self.ws_opened = 0
+        self.ws_frames: list[tuple[int, bytes, bool]] = []  # (opcode, payload, masked) from the clients
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         fake = self
@@ -279,6 +297,7 @@ class FakeComfy:
 
     def serve_websocket(self, handler, client_id: str):
         key = handler.headers.get("Sec-WebSocket-Key", "")
+        assert handler.headers.get("Upgrade", "").lower() == "websocket" and len(base64.b64decode(key)) == 16
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         handler.send_response(101)
         handler.send_header("Upgrade", "websocket")
@@ -286,24 +305,45 @@ class FakeComfy:
         handler.send_header("Sec-WebSocket-Accept", accept.decode())
         handler.end_headers()
         handler.close_connection = True
+        with self.lock:
+            self.ws_opened += 1
         events = self.clients.setdefault(client_id, queue.Queue())
-        out = handler.wfile
+        out, write_lock, closed = handler.wfile, threading.Lock(), threading.Event()
+
+        def send(frames: bytes):
+            with write_lock:
+                out.write(frames)
+                out.flush()
+
+        def read_client():  # pongs and the close handshake; a client must mask its frames
+            try:
+                while True:
+                    opcode, payload, masked = _read_frame(handler.rfile)
+                    with self.lock:
+                        self.ws_frames.append((opcode, payload, masked))
+                    if opcode == 0x8:
+                        send(_frame(0x8, payload[:2]))  # the server's half of the close handshake
+                        return
+            except (OSError, ValueError):
+                pass  # the client went away
+            finally:
+                closed.set()
+
+        threading.Thread(target=read_client, daemon=True).start()
         status = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                          "sid": client_id}}).encode()
-        out.write(_frame(0x9, b"hi"))  # a ping: the client must answer and go on
-        out.write(_frame(0x1, status[:10], fin=False) + _frame(0x0, status[10:]))  # fragmented
-        out.flush()
         deadline = time.monotonic() + 20  # bounded
         try:
-            while time.monotonic() < deadline and not self.stopping.is_set():
+            send(_frame(0x9, b"hi"))  # a ping: the client must answer and go on
+            send(_frame(0x1, status[:10], fin=False) + _frame(0x0, status[10:]))  # fragmented
+            while time.monotonic() < deadline and not self.stopping.is_set() and not closed.is_set():
                 try:
                     kind, data = events.get(timeout=0.05)
                 except queue.Empty:
                     continue
                 if kind == "executed":
-                    out.write(_frame(0x2, b"\x00\x00\x00\x01" + _png()))  # a binary preview first
-                out.write(_frame(0x1, json.dumps({"type": kind, "data": data}).encode()))
-                out.flush()
+                    send(_frame(0x2, b"\x00\x00\x00\x01" + _png()))  # a binary preview first
+                send(_frame(0x1, json.dumps({"type": kind, "data": data}).encode()))
         except OSError:
             pass
 
@@ -317,15 +357,27 @@ def _specs(pack):
 
 @pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
 def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys):
+    if websocket and client.websocket is None:
+        pytest.skip("websocket-client is not installed (tests/requirements.txt)")
     out = tmp_path / "out"
     with FakeComfy(websocket=websocket) as server:
         rc = run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
                        "--reference-mask", files["reference_mask"], "--target-mask", files["target_mask"],
                        "--domain", "cat", "--size", "64", "--steps", "6", "--skip-steps", "1", "--out", str(out)])
-        assert rc == 0, capsys.readouterr().err
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
         (prompt,) = server.prompts
         uploads = dict(server.uploads)
-    assert capsys.readouterr().out.strip() == str(out / "tgt_from_ref.png")
+        frames = list(server.ws_frames)
+    assert captured.out.strip() == str(out / "tgt_from_ref.png")
+    if client.websocket is not None:  # the hint is about the library only, not about a server without /ws
+        assert "pip install websocket-client" not in captured.err
+    if websocket:  # followed live: the ping answered, the client's frames masked, the close handshake done
+        sampler = next(k for k, n in prompt.items() if n["class_type"] == "E4EAppearanceTransferSampler")
+        assert f"{server.url}: node {sampler}: 1/3" in captured.err  # the progress message, as it came
+        assert (0xA, b"hi", True) in frames and frames[-1][0] == 0x8 and all(masked for *_, masked in frames)
+    else:
+        assert frames == []
     assert (out / "tgt_from_ref.png").read_bytes() == _png()
     assert es.check_api(prompt, _specs(pack)) == []
     by_title = {n["_meta"]["title"]: n for n in prompt.values()}
@@ -339,6 +391,24 @@ def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys):
     assert by_title[T["invert_target"]]["inputs"]["steps"] == 6
     assert by_title[T["invert_reference"]]["inputs"]["skip_steps"] == 1
     assert any(n["class_type"] == "E4ELoadMasks" for n in prompt.values())
+
+
+def test_without_websocket_client_the_runner_polls(monkeypatch, tmp_path, files, capsys):
+    """websocket-client missing: every run is followed by polling /history, and one line says how to get live
+    progress."""
+    monkeypatch.setattr(client, "websocket", None)
+    monkeypatch.setattr(client, "_polling_noted", False)
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("ref.png,tgt.png\nref.png,tgt.png,ref_mask.png,tgt_mask.png\n" * 2)
+    with FakeComfy() as a, FakeComfy() as b:
+        rc = run.main(["--server", a.url, "--server", b.url, "--pairs", str(csv_path), "--size", "64",
+                       "--out", str(tmp_path / "out")])
+        assert len(a.prompts) + len(b.prompts) == 4 and a.ws_opened == b.ws_opened == 0
+    captured = capsys.readouterr()
+    assert rc == 0 and "4 of 4 transfers done, 0 failed" in captured.out
+    hints = [line for line in captured.err.splitlines() if "pip install websocket-client" in line]
+    assert len(hints) == 1 and "live progress" in hints[0]
+    assert "1/3" not in captured.err  # no live progress without the websocket
 
 
 def test_server_mode_whole_image_and_sdxl_variants(tmp_path, files, pack):

@@ -34,71 +34,95 @@ def run_on_server(client: ComfyClient, job: Job, files: dict, workflow: dict, se
     return written
 
 
-def run_batch(jobs: list[Job], servers: list[str], workflows: dict, settings: dict, out_dir: Path,
-              size: tuple[int, int], retries: int = 2, timeout: float = 3600.0, log=None) -> list[Job]:
-    """Spread ``jobs`` over ``servers`` (one job at a time per server); a failed job is retried (at most
-    ``retries`` times), on another server when there is one. A server found unreachable takes no more jobs."""
-    pending = list(jobs)
-    live = set(servers)
-    busy = [0]
-    cond = threading.Condition()
+class _Dispatch:
+    """Assigns jobs to servers, one at a time per server, and decides after each attempt whether to retry."""
 
-    def take(server):
-        with cond:
-            while server in live:
-                others = live - {server}
-                for i, job in enumerate(pending):
+    def __init__(self, jobs: list[Job], servers: list[str], retries: int, log=None):
+        self.pending = list(jobs)
+        self.live = set(servers)
+        self.busy = 0  # jobs out on a server
+        self.retries = retries
+        self.log = log
+        self.cond = threading.Condition()
+
+    def take(self, server: str) -> Job | None:
+        """The next job for ``server`` (not one that failed there while another live server has not tried it);
+        None once there is nothing left to do or ``server`` is down."""
+        with self.cond:
+            while server in self.live:
+                others = self.live - {server}
+                for i, job in enumerate(self.pending):
                     if server not in job.tried or not (others - job.tried):
-                        busy[0] += 1
-                        return pending.pop(i)
-                if not pending and busy[0] == 0:
+                        self.busy += 1
+                        return self.pending.pop(i)
+                if not self.pending and self.busy == 0:
                     return None
-                cond.wait(0.2)  # a job may come back from another server
+                self.cond.wait(0.2)  # a job may come back from another server
             return None
+
+    def settle(self, job: Job, server: str, failure: Exception | None):
+        """After an attempt: a failed job goes back to the queue while it has retries left and a server to go
+        to (a refused workflow only to another server); a server found down takes no more jobs."""
+        with self.cond:
+            self.busy -= 1
+            if not job.done:
+                job.tried.add(server)
+                if isinstance(failure, ServerDown):
+                    self.live.discard(server)
+                elsewhere = bool(self.live - job.tried)
+                if job.attempts <= self.retries and self.live and (elsewhere or not isinstance(failure, Refused)):
+                    if self.log is not None:
+                        self.log(f"retrying {job.name} after: {job.error}")
+                    self.pending.append(job)
+            self.cond.notify_all()
+
+    def finished(self):
+        """A server's worker stops: wake the others, who may be waiting for its job to come back."""
+        with self.cond:
+            self.cond.notify_all()
+
+
+def attempt(client: ComfyClient, job: Job, workflows: dict, settings: dict, out_dir: Path,
+            size: tuple[int, int], timeout: float, log=None) -> Exception | None:
+    """One try of ``job`` on ``client``'s server; fills in the job and returns the failure (None: done)."""
+    start = time.monotonic()
+    job.attempts += 1
+    job.server = client.url
+    failure = None
+    try:
+        files = prepare_inputs(job, size)
+        workflow = workflows["masks" if job.reference_mask else "whole"]
+        job.outputs = run_on_server(client, job, files, workflow, settings, out_dir, timeout, log)
+        job.error, job.done = None, True
+    except RunError as exc:
+        job.error, failure = str(exc), exc
+    except Exception as exc:  # a bug or an unexpected reply: report it with the job, go on
+        job.error, failure = f"{type(exc).__name__}: {exc}", exc
+    job.seconds += time.monotonic() - start
+    return failure
+
+
+def run_batch(jobs: list[Job], servers: list[str], workflows: dict, settings: dict, out_dir: Path,
+              size: tuple[int, int], retries: int = 2, timeout: float = 3600.0, log=None):
+    """Spread ``jobs`` over ``servers`` (one job at a time per server); a failed job is retried (at most
+    ``retries`` times), on another server when there is one. A server found unreachable takes no more jobs.
+    Each job's outcome is filled in."""
+    dispatch = _Dispatch(jobs, servers, retries, log)
 
     def worker(url):
         client = ComfyClient(url)
-        while True:
-            job = take(url)
-            if job is None:
-                with cond:
-                    cond.notify_all()
-                return
-            start = time.monotonic()
-            job.attempts += 1
-            job.server = url
-            try:
-                files = prepare_inputs(job, size)
-                workflow = workflows["masks" if job.reference_mask else "whole"]
-                job.outputs = run_on_server(client, job, files, workflow, settings, out_dir, timeout, log)
-                job.error, job.done = None, True
-                failure = None
-            except RunError as exc:
-                job.error, failure = str(exc), exc
-            except Exception as exc:  # a bug or an unexpected reply: report it with the job, go on
-                job.error, failure = f"{type(exc).__name__}: {exc}", exc
-            job.seconds += time.monotonic() - start
-            with cond:
-                busy[0] -= 1
-                if not job.done:
-                    job.tried.add(url)
-                    if isinstance(failure, ServerDown):
-                        live.discard(url)
-                    elsewhere = bool(live - job.tried)
-                    if job.attempts <= retries and live and (elsewhere or not isinstance(failure, Refused)):
-                        if log is not None:
-                            log(f"retrying {job.name} after: {job.error}")
-                        pending.append(job)
-                cond.notify_all()
+        while (job := dispatch.take(url)) is not None:
+            failure = attempt(client, job, workflows, settings, out_dir, size, timeout, log)
+            dispatch.settle(job, url, failure)
+        dispatch.finished()
 
     threads = [threading.Thread(target=worker, args=(url,), daemon=True) for url in dict.fromkeys(servers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for job in pending:  # left when every server went down
+    for job in dispatch.pending:  # left when every server went down
         job.error = job.error or "no server left"
-    return jobs
 
 
 def report(jobs: list[Job]) -> str:

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 import urllib.parse
 import uuid
 
 from .errors import Refused, RunError, ServerDown, last_line
-from .websocket import WebSocket
+
+try:  # websocket-client, the library ComfyUI's script examples use: live progress
+    import websocket
+except ImportError:  # then the runner follows each run by polling /history
+    websocket = None
+if websocket is not None and not hasattr(websocket, "WebSocketTimeoutException"):
+    websocket = None  # another package that installs a module named websocket
+
+NO_WEBSOCKET = ("e4e_run: following runs by polling /history; pip install websocket-client enables live "
+                "progress")
+_polling_noted = False  # NO_WEBSOCKET is printed once per process
+_polling_noted_lock = threading.Lock()
+
+
+def _note_polling(log):
+    global _polling_noted
+    with _polling_noted_lock:
+        if _polling_noted:
+            return
+        _polling_noted = True
+    log(NO_WEBSOCKET)
 
 
 def node_errors_message(body: dict) -> str:
@@ -69,10 +90,10 @@ class ComfyClient:
             raise RunError(f"server {self.url}: GET {path} answered {status}")
         return json.loads(data)
 
-    def upload(self, name: str, data: bytes, kind: str = "input") -> str:
+    def upload(self, name: str, data: bytes) -> str:
         """POST /upload/image (multipart); returns the name the server stored it under."""
         boundary = uuid.uuid4().hex
-        fields = [("overwrite", "true"), ("type", kind)]
+        fields = [("overwrite", "true"), ("type", "input")]
         body = b"".join(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields)
         body += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
@@ -108,48 +129,58 @@ class ComfyClient:
             raise RunError(f"server {self.url}: downloading {image['filename']} failed (HTTP {status})")
         return data
 
-    def websocket(self, client_id: str) -> WebSocket | None:
-        """The progress websocket, or None when the server has none (then the runner polls /history)."""
-        if self.https:
+    def progress_socket(self, client_id: str, log=None):
+        """ComfyUI's progress websocket (/ws), or None when there is none: then the runner polls /history."""
+        if websocket is None:
+            if log is not None:
+                _note_polling(log)
             return None
-        try:
-            return WebSocket(self.host, self.port, f"/ws?clientId={client_id}", timeout=self.timeout)
+        ws = websocket.WebSocket()
+        scheme = "wss" if self.https else "ws"
+        try:  # no proxy: the websocket goes where the HTTP requests go (http.client uses none)
+            ws.connect(f"{scheme}://{self.host}:{self.port}/ws?clientId={client_id}", timeout=self.timeout,
+                       http_no_proxy=[self.host])
         except ConnectionRefusedError:
             raise ServerDown(f"server {self.url} is not reachable (connection refused)") from None
-        except (OSError, ValueError):
+        except (OSError, ValueError, websocket.WebSocketException):
             return None
+        return ws
 
     def run(self, prompt: dict, timeout: float = 3600.0, log=None) -> dict:
         """Queue ``prompt``, wait for it, return its history entry; raises RunError on failure."""
         client_id = uuid.uuid4().hex
-        ws = self.websocket(client_id)
+        ws = self.progress_socket(client_id, log)
         deadline = time.monotonic() + timeout
         try:
             prompt_id = self.queue(prompt, client_id)
             if ws is not None:
                 try:
                     self._follow(ws, prompt_id, deadline, log)
-                except (OSError, ConnectionError, ValueError):
+                except (OSError, ValueError, websocket.WebSocketException):
                     pass  # the websocket broke: the history below tells what happened
         finally:
             if ws is not None:
-                ws.close()
+                ws.close(timeout=1.0)
         return self._poll(prompt_id, deadline)
 
-    def _follow(self, ws: WebSocket, prompt_id: str, deadline: float, log):
+    def _follow(self, ws, prompt_id: str, deadline: float, log):
+        """Read the progress messages until ``prompt_id`` ends; RunError when it failed on a node."""
         last = 0.0
         while time.monotonic() < deadline:
+            ws.settimeout(min(30.0, max(0.1, deadline - time.monotonic())))
             try:
-                msg = ws.recv(timeout=min(30.0, max(0.1, deadline - time.monotonic())))
-            except TimeoutError:
+                opcode, data = ws.recv_data()  # pings are answered inside
+            except websocket.WebSocketTimeoutException:
                 if self.history(prompt_id) is not None:  # missed messages: the history has it
                     return
                 continue
-            if msg is None:
+            except websocket.WebSocketConnectionClosedException:
                 return
-            if isinstance(msg, bytes):
-                continue  # preview images
-            event = json.loads(msg)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
+            if opcode != websocket.ABNF.OPCODE_TEXT:
+                continue  # binary frames are preview images
+            event = json.loads(data)
             kind, data = event.get("type"), event.get("data") or {}
             if data.get("prompt_id") not in (None, prompt_id):
                 continue

@@ -21,21 +21,22 @@ def _open(path: str | Path, what: str):
         raise RunError(f"{what}: cannot read {path} as an image ({type(exc).__name__}: {exc})") from None
 
 
-def read_image(path, what: str, size: tuple[int, int] | None = None):
-    """RGB image, stretched to ``size`` (width, height) if given (as ImageScale with crop 'disabled')."""
+def read_image(path, what: str, size: tuple[int, int]):
+    """RGB image, stretched to ``size`` (width, height) (as ImageScale with crop 'disabled')."""
     from PIL import Image
 
     img = _open(path, what).convert("RGB")
-    return img.resize(size, Image.Resampling.LANCZOS) if size and img.size != tuple(size) else img
+    return img.resize(size, Image.Resampling.LANCZOS) if img.size != tuple(size) else img
 
 
-def read_mask(path, what: str, size: tuple[int, int] | None = None):
-    """Greyscale mask: the alpha channel if the file has one, else its brightness (as Load Masks reads files)."""
+def read_mask(path, what: str, size: tuple[int, int]):
+    """Greyscale mask at ``size``: the alpha channel if the file has one, else its brightness (as Load Masks
+    reads files)."""
     from PIL import Image
 
     img = _open(path, what)
     mask = img.getchannel("A") if "A" in img.getbands() else img.convert("L")
-    return mask.resize(size, Image.Resampling.BILINEAR) if size and mask.size != tuple(size) else mask
+    return mask.resize(size, Image.Resampling.BILINEAR) if mask.size != tuple(size) else mask
 
 
 def png_bytes(img) -> bytes:

@@ -59,8 +59,7 @@ def load_pack():
 
 
 def load_checkpoint(path: str):
-    """(model, clip, vae) from a checkpoint file, as CheckpointLoaderSimple does."""
-    check_checkpoint(path)
+    """(model, clip, vae) from a checkpoint file (checked by check_checkpoint), as CheckpointLoaderSimple does."""
     import comfy.sd
     import folder_paths
 
@@ -147,7 +146,8 @@ def transfer_pipeline(pack, model, vae, positive, negative, reference, target, r
         return images
 
 
-def run_in_process(jobs: list[Job], args, settings: dict, size: tuple[int, int], out_dir: Path, log) -> list[Job]:
+def run_in_process(jobs: list[Job], args, settings: dict, size: tuple[int, int], out_dir: Path, log):
+    """Each job through transfer_pipeline in this process; each job's outcome is filled in."""
     checkout = comfy_checkout()
     check_checkpoint(args.checkpoint)
     setup_comfy(checkout)
@@ -186,4 +186,3 @@ def run_in_process(jobs: list[Job], args, settings: dict, size: tuple[int, int],
             job.error = f"{type(exc).__name__}: {last_line(exc)}"
         job.seconds = time.monotonic() - start
         log(f"{'done' if job.done else 'failed'}: {job.name} ({job.seconds:.1f} s)")
-    return jobs

@@ -18,13 +18,11 @@ def load_workflow(path: Path) -> dict:
         raise RunError(f"--workflow: {path} is not JSON ({exc})") from None
 
 
-def find_node(prompt: dict, key: str, required: bool = True) -> dict | None:
-    title = TITLES[key]
+def find_node(prompt: dict, key: str) -> dict | None:
+    """The node titled ``TITLES[key]``, or None."""
     for node in prompt.values():
-        if (node.get("_meta") or {}).get("title") == title:
+        if (node.get("_meta") or {}).get("title") == TITLES[key]:
             return node
-    if required:
-        raise RunError(f"workflow: no node titled {title!r} (the runner fills the pack's shipped API workflows)")
     return None
 
 
@@ -62,7 +60,7 @@ def fill_workflow(prompt: dict, names: dict, settings: dict) -> dict:
     def put(keys, name, value):
         if value is None:
             return
-        nodes = [n for n in (find_node(prompt, k, required=False) for k in keys) if n is not None]
+        nodes = [n for n in (find_node(prompt, k) for k in keys) if n is not None]
         if not nodes:
             raise RunError(f"workflow: no node titled {' or '.join(repr(TITLES[k]) for k in keys)} to set {name}")
         for node in nodes:
@@ -83,8 +81,7 @@ def fill_workflow(prompt: dict, names: dict, settings: dict) -> dict:
     put(["invert_reference", "invert_target"], "cfg", s.get("inversion_cfg"))
     put(["invert_reference", "invert_target"], "seed", s.get("seed"))
     put(["sampler", "ksampler"], "cfg", s.get("cfg"))
-    ks = find_node(prompt, "ksampler", required=False)
-    if ks is not None:  # KSamplerAdvanced follows the inversion's schedule
+    if find_node(prompt, "ksampler") is not None:  # KSamplerAdvanced follows the inversion's schedule
         put(["ksampler"], "steps", s.get("steps"))
         put(["ksampler"], "start_at_step", s.get("skip_steps"))
     put(["save"], "filename_prefix", s.get("filename_prefix"))
