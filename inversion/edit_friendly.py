@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .ddim import ProgressFn
-from .steps import Denoiser, ancestral_sigmas, posterior_mean
+from .steps import Denoiser, ancestral_sigmas, flow_ancestral_mean, noisy_point, posterior_mean
 
 
 def wide_dtype(device) -> torch.dtype:
@@ -27,14 +27,16 @@ def wide_dtype(device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-def _step_mean(denoise: Denoiser, x, sigmas, i: int, eta: float, sigma_next=None):
+def _step_mean(denoise: Denoiser, x, sigmas, i: int, eta: float, sigma_next=None, flow: bool = False):
     """Mean of the ancestral step ``i -> i+1`` (or to ``sigma_next``) in the wide dtype, and the denoised
-    prediction (``x`` is fed to the model in its own dtype)."""
+    prediction (``x`` is fed to the model in its own dtype). ``flow``: the rectified-flow ancestral step."""
     wide = wide_dtype(x.device)
     s = sigmas[i].to(wide)
     s_next = sigmas[i + 1].to(wide) if sigma_next is None else torch.as_tensor(sigma_next, dtype=wide)
-    down, _ = ancestral_sigmas(s, s_next, eta)
     d = denoise(x, sigmas[i])
+    if flow:
+        return flow_ancestral_mean(x.to(wide), d.to(wide), s, s_next, eta), d
+    down, _ = ancestral_sigmas(s, s_next, eta)
     return posterior_mean(x.to(wide), d.to(wide), s, down), d
 
 
@@ -46,12 +48,15 @@ def invert_edit_friendly(
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
     noise: torch.Tensor | None = None,
+    flow: bool = False,
 ):
     """Return ``(latents [n+1, *x0.shape], residuals [n, *x0.shape] float64)`` for ``n = len(sigmas) - 1`` steps.
 
     ``latents[i]`` is at ``sigmas[i]`` (``latents[-1] = x0``); ``residuals[i]`` takes step i to i+1.
     ``noise`` (``[n, *x0.shape]``, standard normal; see :func:`independent_noise`) gives the noisy points;
     without it, it is drawn from ``generator`` (on the CPU). One UNet call per step.
+    ``flow``: rectified flow (Flux, SD3): the noisy points are ``(1 - sigma) * x0 + sigma * noise`` and the
+    sampler's step is the rectified-flow ancestral step (see :func:`flow_ancestral_mean`).
     """
     if sigmas.ndim != 1 or len(sigmas) < 2:
         raise ValueError("sigmas: need a 1-D schedule with at least two entries")
@@ -64,10 +69,10 @@ def invert_edit_friendly(
     latents = x0.new_empty((n + 1, *x0.shape))
     latents[n] = x0
     for i in range(n):
-        latents[i] = x0 + sigmas[i] * noise[i] if float(sigmas[i]) > 0 else x0
+        latents[i] = noisy_point(x0, noise[i], sigmas[i], flow) if float(sigmas[i]) > 0 else x0
     residuals = x0.new_empty((n, *x0.shape), dtype=wide_dtype(x0.device))
     for i in range(n):
-        mean, d = _step_mean(denoise, latents[i], sigmas, i, eta)
+        mean, d = _step_mean(denoise, latents[i], sigmas, i, eta, flow=flow)
         residuals[i] = latents[i + 1].to(residuals.dtype) - mean
         if progress is not None:
             progress(i + 1, n, d)
@@ -83,6 +88,7 @@ def sample_edit_friendly(
     progress: ProgressFn | None = None,
     callback=None,
     final_sigma: float | None = None,
+    flow: bool = False,
 ) -> torch.Tensor:
     """DDPM sampling over ``sigmas`` adding the stored ``residuals`` (``len(residuals) == len(sigmas) - 1``).
 
@@ -94,7 +100,8 @@ def sample_edit_friendly(
     * ``final_sigma`` given ("authors"): as the authors' pipeline, whose last noise map is zero and whose last
       step goes to ``alpha_cumprod[0]`` instead of 1: the deterministic mean of the step to ``final_sigma``
       (ComfyUI's ``model_sampling.sigma_min``), in DDPM scaling (divided by ``sqrt(1 + final_sigma**2)``) as
-      their latent is decoded. No trace of the target's last residual remains.
+      their latent is decoded. No trace of the target's last residual remains. For rectified flow
+      (``flow=True``) pass ``final_sigma=0``: the last step ends on the denoised prediction.
 
     ``callback(i, x)`` runs after each step, before the next (used for masked AdaIN).
     """
@@ -104,10 +111,10 @@ def sample_edit_friendly(
     dtype = x.dtype
     for i in range(n):
         if i == n - 1 and final_sigma is not None and float(sigmas[n]) == 0.0:
-            mean, d = _step_mean(denoise, x, sigmas, i, eta, sigma_next=final_sigma)
-            x = (mean / (1.0 + float(final_sigma) ** 2) ** 0.5).to(dtype)
+            mean, d = _step_mean(denoise, x, sigmas, i, eta, sigma_next=final_sigma, flow=flow)
+            x = (mean if flow else mean / (1.0 + float(final_sigma) ** 2) ** 0.5).to(dtype)
         else:
-            mean, d = _step_mean(denoise, x, sigmas, i, eta)
+            mean, d = _step_mean(denoise, x, sigmas, i, eta, flow=flow)
             x = (mean + residuals[i].to(mean)).to(dtype)
         if callback is not None:
             x = callback(i, x)

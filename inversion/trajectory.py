@@ -44,6 +44,7 @@ class Inversion:
     fingerprint: ModelFingerprint
     scheduler: str = "normal"
     info: dict = field(default_factory=dict)
+    flow: bool = False  # rectified flow (Flux, SD3): x = (1 - sigma) x0 + sigma noise, rectified-flow steps
 
     def __post_init__(self):
         if self.method not in METHODS:

@@ -50,7 +50,9 @@ def transfer(model, positive, negative, cfg: float, adain: bool = authors.ADAIN,
         raise ValueError("adain_start_percent: must be between 0 and 1")
     if ending not in ENDINGS:
         raise ValueError(f"ending: {ending!r} is not one of {ENDINGS}")
-    final_sigma = float(model.get_model_object("model_sampling").sigma_min) if ending == "authors" else None
+    final_sigma = None
+    if ending == "authors":  # rectified flow: the last step simply ends on the denoised prediction
+        final_sigma = 0.0 if target.flow else float(model.get_model_object("model_sampling").sigma_min)
     start = target.start_step
     n_run = target.steps - start
     adain_from = start + round(adain_start_percent * n_run)
@@ -81,7 +83,7 @@ def transfer(model, positive, negative, cfg: float, adain: bool = authors.ADAIN,
         if target.residuals is not None:
             res = target.residuals[start:].to(x.device, wide_dtype(x.device))
             return sample_edit_friendly(denoise, x0, sig, res, eta=target.eta, progress=progress,
-                                        callback=after_step, final_sigma=final_sigma)
+                                        callback=after_step, final_sigma=final_sigma, flow=target.flow)
         return sample_ddim(denoise, x0, sig, progress=progress, callback=after_step)
 
     latent = torch.zeros(target.batch, *target.latent_shape)

@@ -1,4 +1,5 @@
-"""The method inside ComfyUI's UNet: the hooks a patched clone carries, and how they are installed.
+"""The method inside ComfyUI's UNet: the hooks a patched clone carries, and how they are installed (the
+diffusion-transformer block patches are in ``dit_hooks``).
 
 Two hooks reach one ``TransferState``:
 
@@ -37,10 +38,11 @@ def with_extra_rows(state: TransferState, apply_model, cond_or_uncond):
         step = state.step_of_sigma(float(t[0]))
         state.note_step(step)
         phase = state.phase(step)
-        layout = _layout(state, phase, step, x, cond_or_uncond) if phase is not None else None
+        layout = _layout(state, phase, step, x, cond_or_uncond, c) if phase is not None else None
         if layout is None:
             return apply_model(x, t, **c)
         b = x.shape[0]
+        per = b // len(cond_or_uncond)
         ref_latents, tgt_latents = state.latents_on(x.device, x.dtype)
         extra_x, source_rows, labels = [], [], []
         if layout.match:
@@ -49,17 +51,16 @@ def with_extra_rows(state: TransferState, apply_model, cond_or_uncond):
             source_rows.append(layout.cond_rows[:1].expand(len(refs)))  # conditioning of the first positive row
             labels += [0] * len(refs)
         if layout.struct:
-            per = x.shape[0] // len(cond_or_uncond)
             tgt = tgt_latents[step]
             if tgt.shape[0] != per:
                 raise ValueError(f"latent: batch of {per} but the target inversion holds {tgt.shape[0]} image(s); "
                                  "sample the same batch that was inverted")
             extra_x.append(tgt)
-            source_rows.append(layout.uncond_rows[:per])
+            source_rows.append(layout.struct_targets[:per])
             labels += [1] * per
         extra = torch.cat(extra_x)
         c_all = _extend_conditioning(c, b, torch.cat(source_rows))
-        _label_extra_chunks(c_all, x.shape[0] // len(cond_or_uncond), labels)
+        _label_extra_chunks(c_all, per, labels)
         state.call = layout
         try:
             out = apply_model(torch.cat([x, extra]), torch.cat([t, t[:1].expand(len(extra))]), **c_all)
@@ -70,35 +71,52 @@ def with_extra_rows(state: TransferState, apply_model, cond_or_uncond):
     return run
 
 
-def _layout(state: TransferState, phase: str, step: int, x: torch.Tensor, cond_or_uncond) -> CallLayout | None:
-    """Which rows of this call are positive / negative and where the extra rows will sit; None: nothing to do."""
+def _layout(state: TransferState, phase: str, step: int, x: torch.Tensor, cond_or_uncond, c: dict):
+    """Which rows of this call are positive / negative and where the extra rows will sit; None: nothing to do.
+
+    UNet: structure steps act on the negative rows only (none at cfg 1); DiT: on every row."""
     chunks = len(cond_or_uncond)
     per = x.shape[0] // chunks
     rows = torch.arange(x.shape[0], device=x.device).view(chunks, per)
     cond = [rows[j] for j, cu in enumerate(cond_or_uncond) if cu == 0]
-    uncond = [rows[j] for j, cu in enumerate(cond_or_uncond) if cu == 1]
+    dit = state.patch_size is not None
+    targets = [rows[j] for j, cu in enumerate(cond_or_uncond) if cu == 1 or dit]
     match = phase == "match" and bool(cond)
-    struct = phase == "struct" and bool(uncond)
+    struct = phase == "struct" and bool(targets)
     if not (match or struct):
         return None
     b = x.shape[0]
-    layout = CallLayout(step, match, struct, None, None, None, None)
+    layout = CallLayout(step, match, struct)
     if match:
         layout.cond_rows = torch.cat(cond)  # every positive chunk (several prompts are several chunks)
         layout.ref_rows = torch.arange(b, b + state.n_refs, device=x.device)
     if struct:
         start = b + (state.n_refs if match else 0)
-        layout.uncond_rows = torch.cat(uncond)
-        layout.struct_rows = torch.arange(start, start + per, device=x.device).repeat(len(uncond))
+        layout.struct_targets = torch.cat(targets)
+        layout.struct_rows = torch.arange(start, start + per, device=x.device).repeat(len(targets))
+    if dit:
+        p = state.patch_size
+        layout.grid = (-(-x.shape[-2] // p), -(-x.shape[-1] // p))
+        context = c.get("c_crossattn")
+        layout.context_len = context.shape[1] if isinstance(context, torch.Tensor) and context.ndim == 3 else 0
     return layout
 
 
 def _extend_conditioning(c: dict, b: int, rows: torch.Tensor) -> dict:
-    """Conditioning for ``b + len(rows)`` rows: per-row tensors gain copies of ``rows``; control is zero there."""
+    """Conditioning for ``b + len(rows)`` rows: per-row tensors (also inside lists, as Flux Kontext's reference
+    latents) gain copies of ``rows``; control is zero there."""
+
+    def extend(v):
+        if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b:
+            return torch.cat([v, v.index_select(0, rows.to(v.device))])
+        return v
+
     out = {}
     for key, v in c.items():
-        if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b:
-            out[key] = torch.cat([v, v.index_select(0, rows.to(v.device))])
+        if isinstance(v, torch.Tensor):
+            out[key] = extend(v)
+        elif isinstance(v, list) and key != "control":
+            out[key] = [extend(item) for item in v]
         elif key == "control" and isinstance(v, dict):
             out[key] = {k: [_pad_rows(t, len(rows)) for t in lst] if isinstance(lst, list) else lst
                         for k, lst in v.items()}
@@ -165,7 +183,7 @@ def inject_matches(state: TransferState, call: CallLayout, n: torch.Tensor, extr
 def inject_structure(state: TransferState, call: CallLayout, n: torch.Tensor, extra: dict) -> torch.Tensor:
     """The unconditional ``out`` rows take the target's own features (its stored inverted latent); same
     signature as :func:`inject_matches`."""
-    return n.index_copy(0, call.uncond_rows, n.index_select(0, call.struct_rows))
+    return n.index_copy(0, call.struct_targets, n.index_select(0, call.struct_rows))
 
 
 # -------------------------------------------------------------------------------- installing on a clone
@@ -214,10 +232,15 @@ def install(model, state: TransferState):
 
         m.set_model_unet_function_wrapper(unet_wrapper)
 
-    def patch(n, context, value, extra):  # a closure, so clones share it instead of deep-copying
-        return attn1_patch(state, n, context, value, extra)
+    if state.patch_size is not None:  # a diffusion transformer: block patches on its image tokens
+        from .dit_hooks import add_block_patches
 
-    m.set_model_attn1_patch(patch)
+        add_block_patches(m, state)
+    else:
+        def patch(n, context, value, extra):  # a closure, so clones share it instead of deep-copying
+            return attn1_patch(state, n, context, value, extra)
+
+        m.set_model_attn1_patch(patch)
     m.model_options[STATE_KEY] = state
     return m
 

@@ -41,11 +41,17 @@ def invert(
         raise ValueError(f"skip_steps: {skip_steps} must be lower than steps ({steps}); sampling starts at skip_steps")
     check_latent(latent, "latent")
     fp = fingerprint(model)  # refuses unsupported families before any UNet call
+    channels = model.model.latent_format.latent_channels
+    if latent.shape[1] != channels:
+        raise ValueError(f"latent: {latent.shape[1]} channels, but this {fp.family} model works on {channels}-channel "
+                         "latents; encode the image with this model's VAE (VAE Encode with the VAE that belongs to "
+                         "the checkpoint)")
     sigmas = schedule(model, scheduler, steps)
     n = len(sigmas) - 1
     if skip_steps >= n:  # some schedulers give a step more or less than asked (ddim_uniform)
         raise ValueError(f"skip_steps: {skip_steps} must be below the {n} steps that {scheduler} gives for steps={steps}")
     noise = independent_noise(latent, n, seed) if method != "ddim" else None
+    flow = fp.prediction == "flow"
     progress = Progress(n * (1 + refine_steps) if method == "ddim" else n, model)
     result = {}
 
@@ -55,7 +61,7 @@ def invert(
             result["latents"] = invert_ddim(denoise, x, sig, refine_steps=refine_steps, progress=progress)
         else:
             result["latents"], result["residuals"] = invert_edit_friendly(denoise, x, sig, eta=ETA, noise=noise,
-                                                                          progress=progress)
+                                                                          progress=progress, flow=flow)
         return x
 
     run_loop(model, loop, sigmas, positive, negative, cfg, latent)
@@ -73,6 +79,7 @@ def invert(
         scheduler=scheduler,
         info={"refine_steps": refine_steps, "seed": seed, "positive": _cond_summary(positive),
               "negative": _cond_summary(negative) if cfg != 1.0 else None},
+        flow=flow,
     )
 
 
@@ -119,14 +126,14 @@ class DDIMInvertReference:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x or SDXL)."}),
+                "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x, SDXL, Flux.1 or SD3)."}),
                 "positive": ("CONDITIONING", {"tooltip": "Prompt used during inversion; the authors use 'A photo of a {domain}'."}),
                 "latent": ("LATENT", {"tooltip": "The image latent to invert (VAE Encode of the reference or the target)."}),
                 "steps": ("INT", {"default": authors.STEPS, "min": 2, "max": 1000, "tooltip": "Sampling steps of the whole schedule (authors: 100). The sampler must use the same steps and scheduler."}),
                 "skip_steps": ("INT", {"default": authors.SKIP_STEPS, "min": 0, "max": 999, "tooltip": "Steps skipped at the start: sampling begins at this step (authors: 32 of 100, a denoise of about 0.68). Lower keeps less of the target's layout."}),
                 "cfg": ("FLOAT", {"default": authors.INVERSION_CFG, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG during inversion (authors: 3.5). At 1.0 no unconditional pass is made."}),
-                "method": (list(METHODS), {"default": authors.INVERSION_METHOD, "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors). ddim: deterministic, also for KSamplerAdvanced."}),
-                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": authors.SCHEDULER, "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing."}),
+                "method": (list(METHODS), {"default": authors.INVERSION_METHOD, "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors; on Flux/SD3 the same construction on the rectified-flow path). ddim: deterministic (Euler on Flux/SD3), also for KSamplerAdvanced."}),
+                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": authors.SCHEDULER, "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing (Flux: simple)."}),
                 "seed": ("INT", {"default": authors.INVERSION_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False, "tooltip": "Seed of the noise drawn for edit-friendly inversion (unused by ddim), mixed with a hash of the image latent: two different images never share noise, whatever seeds they get; the same image and seed give the same inversion. Fixed, so the inversion is not redone on every queue."}),
             },
             "optional": {

@@ -1,4 +1,4 @@
-"""Which self-attention blocks the method rewrites: the presets per family, and parsing 'output.6-11'."""
+"""Which attention blocks the method rewrites: the presets per family, and parsing 'output.6-11, double.0'."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ LAYER_PRESETS = {
     "output 0-5 (SDXL)": [("output", i) for i in range(0, 6)],
     "output 3-5 (SDXL 64x64)": [("output", i) for i in range(3, 6)],
     "output 0-2 (SDXL 32x32)": [("output", i) for i in range(0, 3)],
+    "vital (Flux, Stable Flow)": None,
+    "second half (SD3)": None,
     "custom": None,
 }
 DEFAULT_LAYERS = {
@@ -19,6 +21,29 @@ DEFAULT_LAYERS = {
     "sd2": LAYER_PRESETS["output 6-11 (SD1/SD2, paper)"],
     "sdxl": LAYER_PRESETS["output 0-5 (SDXL)"],
 }
+DIT_PRESET = {"flux": "vital (Flux, Stable Flow)", "sd3": "second half (SD3)"}
+BLOCK_KINDS = ("input", "middle", "output", "double", "single")
+
+# Flux.1 (19 double-stream + 38 single-stream blocks): the "vital layers" of Stable Flow (Avrahami et al.,
+# CVPR 2025), the blocks whose attention injection changes the image while the rest keeps it: double 0, 1, 17,
+# 18 and single 6, 9, 34, 35, 37 (their unified indices 25, 28, 53, 54, 56). Models of another depth get the
+# same relative positions.
+FLUX_VITAL = {"double": ((0, 1, 17, 18), 19), "single": ((6, 9, 34, 35, 37), 38)}
+
+
+def dit_layers(preset: str, blocks: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The DiT presets on a model with ``blocks``: Flux's vital layers, or SD3's second half of joint blocks."""
+    depth = {kind: sum(1 for k, _ in blocks if k == kind) for kind in ("double", "single")}
+    if preset == "vital (Flux, Stable Flow)":
+        chosen = []
+        for kind, (indices, full) in FLUX_VITAL.items():
+            for i in indices:
+                block = (kind, min(depth[kind] - 1, i * depth[kind] // full))
+                if depth[kind] and block not in chosen:
+                    chosen.append(block)
+        return chosen
+    n = depth["double"]
+    return [("double", i) for i in range(n // 2, n)]
 
 
 def parse_layers(text: str) -> list[tuple[str, int]]:
@@ -27,9 +52,10 @@ def parse_layers(text: str) -> list[tuple[str, int]]:
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
         block, _, rng = part.replace(" ", ".").partition(".")
         rng = rng.strip(". ")
-        if block not in ("input", "middle", "output") or not rng:
+        if block not in BLOCK_KINDS or not rng:
             raise ValueError(
-                f"custom_layers: {part!r} is not like 'output.6' or 'output.6-11' (blocks: input, middle, output)"
+                f"custom_layers: {part!r} is not like 'output.6', 'output.6-11' or 'single.34-37' "
+                f"(blocks: {', '.join(BLOCK_KINDS)})"
             )
         lo, _, hi = rng.partition("-")
         try:
@@ -44,9 +70,14 @@ def parse_layers(text: str) -> list[tuple[str, int]]:
     return layers
 
 
-def resolve_layers(preset: str, custom: str, family: str) -> list[tuple[str, int]]:
+def resolve_layers(preset: str, custom: str, family: str, blocks: set | None = None) -> list[tuple[str, int]]:
+    """The block ids of ``preset`` for a model of ``family`` whose attention blocks are ``blocks``."""
     if preset not in LAYER_PRESETS:
         raise ValueError(f"layers: {preset!r} is not one of {list(LAYER_PRESETS)}")
     if preset == "custom":
         return parse_layers(custom)
+    if preset == "auto" and family in DIT_PRESET:
+        preset = DIT_PRESET[family]
+    if preset in DIT_PRESET.values():
+        return dit_layers(preset, blocks or set())
     return list(LAYER_PRESETS[preset] or DEFAULT_LAYERS[family])

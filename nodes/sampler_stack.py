@@ -66,8 +66,11 @@ def run_loop(model, loop: Callable, sigmas: torch.Tensor, positive, negative, cf
             s = sigma.to(xx.device, torch.float32).reshape(()) * xx.new_ones([xx.shape[0]])
             return model_k(xx, s, **extra_args)
 
+        # ComfyUI hands a sampler noise_scaling(sigmas[0], noise, latent): the latent itself for eps/v models,
+        # (1 - sigma) * latent for flow models. Our loops start from the latent as it is.
+        start = getattr(model_k, "latent_image", None)
         with torch.no_grad():
-            return loop(denoise, x, sigmas)
+            return loop(denoise, x if start is None else start.to(x), sigmas)
 
     sampler = comfy.samplers.KSAMPLER(sampler_function)
     if hasattr(comfy.sample, "fix_empty_latent_channels"):

@@ -9,7 +9,7 @@ from .attention_hooks import install
 from .ddim_invert_reference import INVERSION_TYPE
 from .layers import LAYER_PRESETS, resolve_layers
 from .load_masks import MASKS_TYPE
-from .model_family import attention_blocks, fingerprint
+from .model_family import DIT_FAMILIES, attention_blocks, fingerprint
 from .transfer_state import Settings, TransferState
 
 MAX_EXTRA_REFERENCES = 3
@@ -60,13 +60,15 @@ def build_state(model, target, reference, masks=None, extra_references=(), layer
         raise ValueError(f"masks: expected the output of Load Masks, got {type(masks).__name__}")
     masks.check_aspect(tuple(target.latent_shape[-2:]), "target")
     masks.check_aspect(tuple(reference.latent_shape[-2:]), "reference")
-    chosen = resolve_layers(layers, custom_layers, fp.family)
     present = attention_blocks(model)
+    chosen = resolve_layers(layers, custom_layers, fp.family, present)
     missing = [f"{b}.{i}" for b, i in chosen if (b, i) not in present]
     if missing:
-        have = ", ".join(f"{b}.{i}" for b, i in sorted(present) if b == "output")
+        dit = fp.family in DIT_FAMILIES
+        kinds = ("double", "single") if dit else ("output",)
+        have = ", ".join(_ranges(present, kinds))
         raise ValueError(f"layers: {', '.join(missing)} has no self-attention in this {fp.family} model, so nothing "
-                         f"would be matched there; its decoder attention blocks are {have}")
+                         f"would be matched there; its {'blocks' if dit else 'decoder attention blocks'} are {have}")
     settings = Settings(
         layers=tuple(chosen),
         start_percent=start_percent,
@@ -75,7 +77,20 @@ def build_state(model, target, reference, masks=None, extra_references=(), layer
         struct_end_percent=structure_end_percent,
         strength=strength,
     )
-    return TransferState(target, refs, masks, settings, fp.family)
+    net = model.model.diffusion_model
+    patch_size = getattr(net, "patch_size", 2) if fp.family in DIT_FAMILIES else None
+    return TransferState(target, refs, masks, settings, fp.family, patch_size)
+
+
+def _ranges(blocks, kinds) -> list[str]:
+    """``{("double", 0), ("double", 1), ("single", 0)}`` -> ``["double.0-1", "single.0"]``."""
+    out = []
+    for kind in kinds:
+        ids = sorted(i for k, i in blocks if k == kind)
+        if ids:
+            out.append(f"{kind}.{ids[0]}-{ids[-1]}" if len(ids) > 1 and ids[-1] - ids[0] == len(ids) - 1
+                       else ", ".join(f"{kind}.{i}" for i in ids))
+    return out
 
 
 class SemanticMatchPatch:
@@ -101,14 +116,14 @@ class SemanticMatchPatch:
             optional[f"reference_{i}"] = (INVERSION_TYPE, {"tooltip": f"Reference number {i} (for several objects from several references; see Load Masks' reference_of_object). Must have the target's size, steps and scheduler."})
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model to patch (SD1.x, SD2.x or SDXL); the same one the images were inverted with."}),
+                "model": ("MODEL", {"tooltip": "The model to patch (SD1.x, SD2.x, SDXL, Flux.1 or SD3); the same one the images were inverted with."}),
                 "reference": (INVERSION_TYPE, {"tooltip": "Inversion of the reference image(s): the appearance. A batch of several references counts as references 1..R."}),
                 "target": (INVERSION_TYPE, {"tooltip": "Inversion of the target image: the structure. Its schedule and start step drive the patch."}),
-                "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Decoder self-attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL."}),
-                "custom_layers": ("STRING", {"default": "output.6-11", "multiline": False, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3'."}),
+                "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL, Stable Flow's vital layers for Flux (double 0, 1, 17, 18, single 6, 9, 34, 35, 37), the second half of the joint blocks for SD3."}),
+                "custom_layers": ("STRING", {"default": "output.6-11", "multiline": False, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3' (UNet) or 'double.0-1, single.34-37' (Flux; SD3 joint blocks are 'double')."}),
                 "start_percent": ("FLOAT", {"default": authors.START_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts. 0.16 reproduces the authors' code exactly: structure injection at step 11 of 68, matching from step 12 (their config says 10; their step counter lags one step)."}),
                 "end_percent": ("FLOAT", {"default": authors.END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
-                "structure_every": ("INT", {"default": authors.STRUCTURE_EVERY, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5). 0 turns it off."}),
+                "structure_every": ("INT", {"default": authors.STRUCTURE_EVERY, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5); on Flux/SD3 every row takes the target's own queries and keys instead (no negative branch needed). 0 turns it off."}),
                 "structure_end_percent": ("FLOAT", {"default": authors.STRUCTURE_END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (0.60: the authors' last structure step is 36 of 68)."}),
                 "strength": ("FLOAT", {"default": authors.STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
             },

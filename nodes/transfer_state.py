@@ -45,15 +45,21 @@ class Settings:
 
 @dataclass
 class CallLayout:
-    """Where each role sits in the batch of the current UNet call (row indices on the model's device)."""
+    """Where each role sits in the batch of the current model call (row indices on the model's device).
+
+    ``struct_targets[j]`` takes the features of ``struct_rows[j]`` at structure steps (UNet: the negative rows;
+    DiT: every row). ``grid`` and ``context_len`` locate the image tokens of a DiT (``None`` / 0 for a UNet).
+    """
 
     step: int
     match: bool
     struct: bool
-    cond_rows: torch.Tensor | None
-    uncond_rows: torch.Tensor | None
-    ref_rows: torch.Tensor | None
-    struct_rows: torch.Tensor | None
+    cond_rows: torch.Tensor | None = None
+    ref_rows: torch.Tensor | None = None
+    struct_targets: torch.Tensor | None = None
+    struct_rows: torch.Tensor | None = None
+    grid: tuple[int, int] | None = None
+    context_len: int = 0
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Correspondence:
 
 class TransferState:
     def __init__(self, target: Inversion, references: list[Inversion], masks: ObjectMasks, settings: Settings,
-                 family: str):
+                 family: str, patch_size: int | None = None):
         self.target = target
         self.ref_latents = torch.cat([r.latents for r in references], dim=1)  # [n+1, R, C, H, W]
         self.n_refs = self.ref_latents.shape[1]
@@ -81,6 +87,7 @@ class TransferState:
         self.ref_ids = masks.resolve_ref_ids(self.n_refs)
         self.settings = settings
         self.family = family
+        self.patch_size = patch_size  # DiT families: image tokens are patch_size x patch_size latent pixels
         self.layers = frozenset(settings.layers)
         self.correspondence = Correspondence()
         self.call: CallLayout | None = None  # set by the UNet wrapper for the duration of one UNet call

@@ -26,9 +26,9 @@ def test_other_family_is_refused_by_name():
     import comfy.supported_models
 
     family = pack_module("nodes.model_family")
-    flux_config = comfy.supported_models.Flux({"image_model": "flux", "in_channels": 16})
-    fake = types.SimpleNamespace(model=types.SimpleNamespace(model_config=flux_config, diffusion_model=None))
-    with pytest.raises(ValueError, match="model: this is a Flux model.*SD1.x, SD2.x.*SDXL"):
+    aura_config = comfy.supported_models.AuraFlow({"cond_seq_dim": 2048})
+    fake = types.SimpleNamespace(model=types.SimpleNamespace(model_config=aura_config, diffusion_model=None))
+    with pytest.raises(ValueError, match="model: this is a AuraFlow model.*SD1.x, SD2.x.*SDXL, Flux.1.*SD3"):
         family.model_family(fake)
 
 

@@ -70,6 +70,13 @@ def init_weights(module: torch.nn.Module, seed: int, out_gain: float = 1.0) -> t
                 if isinstance(m, kind):
                     kind.reset_parameters(m)
                     break
+            else:  # bare parameters of ComfyUI's own layers: RMSNorm gains (Flux, SD3), MMDiT's position table
+                for name, p in m.named_parameters(recurse=False):
+                    if name == "scale":
+                        torch.nn.init.ones_(p)
+                for name, buf in m.named_buffers(recurse=False):
+                    if name == "pos_embed":
+                        torch.nn.init.normal_(buf, std=0.02)
         out = getattr(getattr(module, "diffusion_model", None), "out", None)
         if out is not None and out_gain != 1.0:
             for p in out[-1].parameters():
@@ -153,5 +160,71 @@ def sdxl_conds(seed: int = 0, tokens: int = 8, size: int = 256, batch: int = 1):
         extra = {"pooled_output": torch.randn(batch, POOLED_DIM, generator=g), "width": size, "height": size,
                  "crop_w": 0, "crop_h": 0, "target_width": size, "target_height": size}
         return [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), extra]]
+
+    return one(), one()
+
+
+FLUX_CONTEXT_DIM, FLUX_POOLED_DIM = 64, 32
+
+
+def build_flux(seed: int = 0, depth: int = 3, single: int = 4, schnell: bool = False):
+    """A Flux.1-layout diffusion transformer (double- and single-stream blocks, 16-channel latents, 2x2 patches,
+    guidance embedding unless ``schnell``) at a tiny width, through ComfyUI's own Flux classes."""
+    setup_host()
+    import comfy.model_base
+    import comfy.supported_models
+
+    cfg = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=FLUX_POOLED_DIM,
+               context_in_dim=FLUX_CONTEXT_DIM, hidden_size=64, mlp_ratio=4.0, num_heads=4, depth=depth,
+               depth_single_blocks=single, axes_dim=[4, 6, 6], theta=10000, patch_size=2, qkv_bias=True,
+               guidance_embed=not schnell)
+    mc = (comfy.supported_models.FluxSchnell if schnell else comfy.supported_models.Flux)(cfg)
+    mc.set_inference_dtype(torch.float32, None)
+    model = comfy.model_base.Flux(mc, model_type=comfy.model_base.ModelType.FLOW if schnell else
+                                  comfy.model_base.ModelType.FLUX, device=torch.device("cpu"))
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def flux_conds(seed: int = 0, tokens: int = 8, batch: int = 1, guidance: float = 3.5):
+    """Flux conditioning as FluxGuidance leaves it: T5 tokens, the CLIP-L pooled vector, the guidance scale."""
+    g = torch.Generator().manual_seed(seed)
+
+    def one():
+        extra = {"pooled_output": torch.randn(batch, FLUX_POOLED_DIM, generator=g), "guidance": guidance}
+        return [[torch.randn(batch, tokens, FLUX_CONTEXT_DIM, generator=g), extra]]
+
+    return one(), one()
+
+
+SD3_CONTEXT_DIM, SD3_POOLED_DIM = 64, 32
+
+
+def build_sd3(seed: int = 0, depth: int = 4):
+    """An SD3-layout MMDiT (joint blocks, 16-channel latents) at a tiny width (64 x depth), through ComfyUI's
+    own SD3 classes."""
+    setup_host()
+    import comfy.model_base
+    import comfy.supported_models
+
+    cfg = dict(in_channels=16, out_channels=16, patch_size=2, depth=depth, input_size=None,
+               adm_in_channels=SD3_POOLED_DIM,
+               context_embedder_config={"target": "torch.nn.Linear",
+                                        "params": {"in_features": SD3_CONTEXT_DIM, "out_features": 64 * depth}},
+               num_patches=32 * 32, pos_embed_max_size=32, pos_embed_scaling_factor=None, qk_norm=None,
+               x_block_self_attn_layers=[])
+    mc = comfy.supported_models.SD3(cfg)
+    mc.set_inference_dtype(torch.float32, None)
+    model = comfy.model_base.SD3(mc, device=torch.device("cpu"))
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def sd3_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+    g = torch.Generator().manual_seed(seed)
+
+    def one():
+        return [[torch.randn(batch, tokens, SD3_CONTEXT_DIM, generator=g),
+                 {"pooled_output": torch.randn(batch, SD3_POOLED_DIM, generator=g)}]]
 
     return one(), one()

@@ -1,0 +1,201 @@
+"""The method on diffusion transformers (Flux.1, SD3) through ComfyUI's own model classes and sampler."""
+
+from __future__ import annotations
+
+import pytest
+import tiny_models
+import torch
+import transfer_kit as kit
+from harness import pack_module
+
+STEPS, SKIP = 12, 3
+
+
+def _latent(seed: int, size: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, 16, 4, 4, generator=g)
+    smooth = torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    return smooth + 0.3 * torch.randn(1, 16, size, size, generator=g)
+
+
+def _invert(model, lat, conds, cfg=1.0, method="ddpm_edit_friendly", seed=0):
+    pos, neg = conds
+    return pack_module("nodes.ddim_invert_reference").invert(model, pos, neg, lat, STEPS, cfg, method, SKIP,
+                                                             scheduler="simple", seed=seed)
+
+
+@pytest.fixture(scope="module")
+def flux():
+    return tiny_models.build_flux()
+
+
+@pytest.fixture(scope="module")
+def flux_pair(flux):
+    c = tiny_models.flux_conds()
+    tgt = _latent(1)
+    return dict(c=c, tgt_lat=tgt, target=_invert(flux, tgt, c), reference=_invert(flux, _latent(2), c))
+
+
+def record_dit_events(monkeypatch) -> dict:
+    """``(step, block, kind) -> count`` of the DiT injections (spying on the two functions of dit_hooks)."""
+    hooks = pack_module("nodes.dit_hooks")
+    events: dict = {}
+    for kind, name in (("match", "inject_dit_matches"), ("struct", "inject_dit_structure")):
+        real = getattr(hooks, name)
+
+        def spy(state, call, x, y, block, _real=real, _kind=kind):
+            events[(call.step, block, _kind)] = events.get((call.step, block, _kind), 0) + 1
+            return _real(state, call, x, y, block)
+
+        monkeypatch.setattr(hooks, name, spy)
+    return events
+
+
+def test_flux_is_recognised_with_its_blocks(flux):
+    family = pack_module("nodes.model_family")
+    layers = pack_module("nodes.layers")
+    assert family.model_family(flux) == "flux" and family.prediction_type(flux) == "flow"
+    blocks = family.attention_blocks(flux)
+    assert blocks == {("double", i) for i in range(3)} | {("single", i) for i in range(4)}
+    # Stable Flow's vital layers (double 0, 1, 17, 18; single 6, 9, 34, 35, 37 of 19 + 38) at this depth
+    assert layers.resolve_layers("auto", "", "flux", blocks) == [("double", 0), ("double", 2), ("single", 0),
+                                                                ("single", 3)]
+    full = {("double", i) for i in range(19)} | {("single", i) for i in range(38)}
+    assert sorted(layers.resolve_layers("auto", "", "flux", full)) == sorted(
+        [("double", i) for i in (0, 1, 17, 18)] + [("single", i) for i in (6, 9, 34, 35, 37)])
+    assert layers.parse_layers("double.0-1, single.34") == [("double", 0), ("double", 1), ("single", 34)]
+
+
+def test_flux_inversion_and_strength_zero_give_back_the_target(flux, flux_pair):
+    target = flux_pair["target"]
+    assert target.flow and target.latents.shape[2] == 16
+    off = kit.patch(flux, target, flux_pair["reference"], strength=0.0)
+    out = kit.sample(off, flux_pair["c"], cfg=1.0, ending="exact")
+    assert (out - flux_pair["tgt_lat"]).abs().max() <= 1e-4
+
+
+def test_flux_matches_at_exactly_the_chosen_blocks_and_steps(flux, flux_pair, monkeypatch):
+    ev = record_dit_events(monkeypatch)
+    patched = kit.patch(flux, flux_pair["target"], flux_pair["reference"], layers="custom",
+                        custom_layers="double.1, single.2")
+    out = kit.sample(patched, flux_pair["c"], cfg=1.0)
+    state = pack_module("nodes.attention_hooks").state_of(patched)
+    steps = state.target.steps
+    match = {g for g in range(SKIP, steps) if state.phase(g) == "match"}
+    struct = {g for g in range(SKIP, steps) if state.phase(g) == "struct"}
+    assert match and struct
+    blocks = {("double", 1), ("single", 2)}
+    assert {(s, b) for (s, b, k) in ev if k == "match"} == {(s, b) for s in match for b in blocks}
+    # no negative branch at cfg 1: structure still acts (the target's queries and keys)
+    assert {(s, b) for (s, b, k) in ev if k == "struct"} == {(s, b) for s in struct for b in blocks}
+    assert all(v == 1 for v in ev.values())
+    assert torch.isfinite(out).all() and (out - flux_pair["tgt_lat"]).abs().mean() > 1e-3
+    net = flux.model.diffusion_model  # the temporary projection hooks are gone after each block
+    assert not net.double_blocks[1].img_attn.qkv._forward_hooks and not net.single_blocks[2].linear1._forward_hooks
+
+
+def test_flux_structure_can_be_switched_off(flux, flux_pair, monkeypatch):
+    ev = record_dit_events(monkeypatch)
+    kit.sample(kit.patch(flux, flux_pair["target"], flux_pair["reference"], structure_every=0), flux_pair["c"],
+               cfg=1.0)
+    assert {k for (*_, k) in ev} == {"match"}
+
+
+def test_flux_with_cfg_and_masks(flux, flux_pair):
+    left, right = kit.half_masks(128)
+    m = kit.masks(left, left)
+    patched = kit.patch(flux, flux_pair["target"], flux_pair["reference"], masks=m)
+    out = kit.sample(patched, flux_pair["c"], cfg=2.0)
+    assert torch.isfinite(out).all()
+    corr = pack_module("nodes.attention_hooks").state_of(patched).correspondence
+    h, w = corr.grid
+    assert (h, w) == (8, 8)
+    src = corr.src[0].view(h, w)
+    assert (src[:, : w // 2] >= 0).all() and (src[:, w // 2:] == -1).all()  # only the left half is matched
+    assert (src[:, : w // 2] % w < w // 2).all()  # ... to the reference's left half
+
+
+def test_the_input_model_is_never_touched(flux, flux_pair):
+    import comfy.sample
+
+    pos, neg = flux_pair["c"]
+    noise = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(3))
+
+    def plain():
+        return comfy.sample.sample(flux, noise, 4, 1.0, "euler", "simple", pos, neg, torch.zeros_like(noise), seed=0,
+                                   disable_pbar=True)
+
+    before = plain()
+    options = repr(flux.model_options)
+    kit.sample(kit.patch(flux, flux_pair["target"], flux_pair["reference"]), flux_pair["c"], cfg=1.0)
+    assert torch.equal(plain(), before) and repr(flux.model_options) == options
+
+
+def test_dit_injection_leaves_text_tokens_and_the_mlp_alone():
+    """Unit check of the Q/K/V rewrite in a Flux single block: [text | image] tokens, [q k v | mlp] outputs."""
+    hooks = pack_module("nodes.dit_hooks")
+    state_mod = pack_module("nodes.transfer_state")
+    inversion = pack_module("inversion")
+    matching = pack_module("matching")
+    fp = inversion.ModelFingerprint("flux", "flow", "Flux", 0)
+    inv = inversion.Inversion(method="ddim", sigmas=torch.linspace(1, 0, 5), latents=torch.zeros(5, 1, 16, 4, 4),
+                              residuals=None, start_step=0, eta=0.0, cfg=1.0, fingerprint=fp, flow=True)
+    state = state_mod.TransferState(inv, [inv], matching.ObjectMasks.whole_image(),
+                                    state_mod.Settings(layers=(("single", 0),)), "flux", patch_size=2)
+    d, txt, n = 8, 3, 4  # hidden 8, 3 text tokens, a 2x2 token grid
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, txt + n, d, generator=g)  # rows: out, reference, structure
+    y = torch.randn(3, txt + n, 3 * d + 16, generator=g)  # q, k, v and a 16-wide MLP part
+    call = state_mod.CallLayout(step=2, match=True, struct=False, cond_rows=torch.tensor([0]),
+                                ref_rows=torch.tensor([1]), grid=(2, 2), context_len=txt)
+    new = y.clone()
+    hooks.inject_dit_matches(state, call, x, new, ("single", 0))
+    assert torch.equal(new[:, :txt], y[:, :txt]) and torch.equal(new[:, :, 3 * d:], y[:, :, 3 * d:])
+    assert torch.equal(new[1:], y[1:])  # the reference row is read, never written
+    src = matching.match_tokens(x[0, txt:], x[1, txt:])
+    assert torch.equal(new[0, txt:, : 3 * d], y[1, txt:, : 3 * d][src])
+    struct = state_mod.CallLayout(step=2, match=False, struct=True, struct_targets=torch.tensor([0, 1]),
+                                  struct_rows=torch.tensor([2, 2]), grid=(2, 2), context_len=txt)
+    new = y.clone()
+    hooks.inject_dit_structure(state, struct, x, new, ("single", 0))
+    assert torch.equal(new[:2, txt:, : 2 * d], y[2:, txt:, : 2 * d].expand(2, -1, -1))  # queries and keys: target's
+    assert torch.equal(new[:, :, 2 * d:], y[:, :, 2 * d:]) and torch.equal(new[:, :txt], y[:, :txt])  # values kept
+
+
+def test_flux_schnell_and_ddim_inversion():
+    schnell = tiny_models.build_flux(schnell=True, seed=1)
+    c = tiny_models.flux_conds()
+    tgt = _latent(3)
+    target = _invert(schnell, tgt, c, method="ddim")
+    reference = _invert(schnell, _latent(4), c)
+    assert pack_module("nodes.model_family").model_family(schnell) == "flux"
+    out = kit.sample(kit.patch(schnell, target, reference), c, cfg=1.0)
+    assert torch.isfinite(out).all()
+
+
+def test_sd3_joint_blocks():
+    sd3 = tiny_models.build_sd3()
+    c = tiny_models.sd3_conds()
+    tgt = _latent(5)
+    target, reference = _invert(sd3, tgt, c, cfg=2.0), _invert(sd3, _latent(6), c, cfg=2.0)
+    assert pack_module("nodes.model_family").model_family(sd3) == "sd3"
+    off = kit.sample(kit.patch(sd3, target, reference, strength=0.0), c, cfg=2.0, ending="exact")
+    assert (off - tgt).abs().max() <= 1e-4
+    patched = kit.patch(sd3, target, reference)
+    assert pack_module("nodes.attention_hooks").state_of(patched).settings.layers == (("double", 2), ("double", 3))
+    out = kit.sample(patched, c, cfg=2.0)
+    assert torch.isfinite(out).all() and (out - tgt).abs().mean() > 1e-3
+
+
+def test_bad_inputs_are_refused_by_name(flux, flux_pair, sd15):
+    pos, neg = flux_pair["c"]
+    invert = pack_module("nodes.ddim_invert_reference").invert
+    with pytest.raises(ValueError, match="latent: 4 channels, but this flux model works on 16-channel latents"):
+        invert(flux, pos, neg, torch.randn(1, 4, 16, 16), STEPS, 1.0, "ddpm_edit_friendly", SKIP)
+    unet_inv = kit.invert(sd15, kit.latent(1), kit.conds())
+    with pytest.raises(ValueError, match="target: inverted with another model"):
+        kit.patch(flux, unet_inv, flux_pair["reference"])
+    with pytest.raises(ValueError, match="layers: double.7 has no self-attention in this flux model.*double.0-2"):
+        kit.patch(flux, flux_pair["target"], flux_pair["reference"], layers="custom", custom_layers="double.7")
+    with pytest.raises(ValueError, match="model: the authors' FreeU changes a UNet decoder"):
+        pack_module("nodes.authors_freeu").apply_authors_freeu(flux, 1.2, 1.4, 0.9, 0.2)
