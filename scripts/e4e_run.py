@@ -7,7 +7,7 @@ Server mode (one or more running ComfyUI servers that have this pack installed):
         [--reference-mask ref_mask.png --target-mask tgt_mask.png] [--domain dog] [--out results]
 
 uploads the images, fills the shipped API workflow (workflows/api/sd15_masks.api.json, or
-sd15_whole_image.api.json without masks; --sdxl for sdxl.api.json), queues it, follows its
+sd15_whole_image.api.json without masks; --sdxl for sdxl.api.json, --flux for flux.api.json), queues it, follows its
 progress and writes the saved images to --out. ``--pairs FILE.csv`` (rows: reference,target[,reference_mask,
 target_mask]) runs a batch, spread over every ``--server`` given, with bounded retries on another server.
 
@@ -39,6 +39,9 @@ from e4e_headless.jobs import Job, output_name, prepare_inputs, read_pairs  # no
 from e4e_headless.settings import (  # noqa: E402  (re-exported: scripts/make_workflows.py and the tests use them)
     API_WORKFLOWS,
     DEFAULTS,
+    FLUX_MODEL,
+    FLUX_TEXT_ENCODERS,
+    FLUX_VAE,
     PROMPT_TEMPLATE,
     SD15_CHECKPOINT,
     SDXL_CHECKPOINT,
@@ -46,7 +49,8 @@ from e4e_headless.settings import (  # noqa: E402  (re-exported: scripts/make_wo
 )
 from e4e_headless.workflow_fill import drop_masks, load_workflow  # noqa: E402
 
-__all__ = ["DEFAULTS", "PROMPT_TEMPLATE", "SD15_CHECKPOINT", "SDXL_CHECKPOINT", "TITLES", "RunError", "main"]
+__all__ = ["DEFAULTS", "FLUX_MODEL", "FLUX_TEXT_ENCODERS", "FLUX_VAE", "PROMPT_TEMPLATE", "SD15_CHECKPOINT",
+           "SDXL_CHECKPOINT", "TITLES", "RunError", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", action="append", default=[], metavar="URL",
                    help="a ComfyUI server with this pack, e.g. http://127.0.0.1:8188; repeat to spread a batch")
     p.add_argument("--workflow", help="API workflow to fill instead of the shipped one (same node titles)")
-    p.add_argument("--sdxl", action="store_true", help="SDXL: workflows/api/sdxl.api.json, 1024 px")
-    p.add_argument("--checkpoint", help="server mode: the checkpoint's name on the server; in-process: its path")
+    family = p.add_mutually_exclusive_group()
+    family.add_argument("--sdxl", action="store_true", help="SDXL: workflows/api/sdxl.api.json, 1024 px")
+    family.add_argument("--flux", action="store_true",
+                        help=f"Flux.1-dev: workflows/api/flux.api.json, 1024 px, {DEFAULTS['flux_steps']} steps, "
+                             f"no CFG (server: {FLUX_MODEL}, {' + '.join(FLUX_TEXT_ENCODERS)}, {FLUX_VAE})")
+    p.add_argument("--checkpoint", help="server mode: the checkpoint's name on the server (--flux: the diffusion "
+                                        "model's); in-process: its path (--flux: an all-in-one Flux checkpoint)")
     p.add_argument("--domain", help=f"what the images show; the prompt becomes '{PROMPT_TEMPLATE}'")
     p.add_argument("--prompt", help="the whole prompt instead of --domain")
     p.add_argument("--negative", help="negative prompt (default: empty)")
@@ -72,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-steps", type=int, help=f"steps skipped at the start (default {DEFAULTS['skip_steps']})")
     p.add_argument("--inversion-cfg", type=float, help=f"CFG of the inversion (default {DEFAULTS['inversion_cfg']})")
     p.add_argument("--cfg", type=float, help=f"CFG of the transfer (default {DEFAULTS['cfg']})")
-    p.add_argument("--size", type=int, help="working size in px, square (default 512, SDXL 1024); images and "
+    p.add_argument("--size", type=int, help="working size in px, square (default 512, SDXL/Flux 1024); images and "
                                               "masks are stretched to it, as ImageScale with crop 'disabled'")
     p.add_argument("--width", type=int, help="working width in px (overrides --size)")
     p.add_argument("--height", type=int, help="working height in px (overrides --size)")
@@ -87,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> dict:
     prompt = args.prompt or (PROMPT_TEMPLATE.format(domain=args.domain) if args.domain else None)
-    size = args.size or (DEFAULTS["sdxl_size"] if args.sdxl else DEFAULTS["size"])
+    size = args.size or (DEFAULTS["sdxl_size"] if args.sdxl else DEFAULTS["flux_size"] if args.flux else DEFAULTS["size"])
     width, height = args.width or size, args.height or size
     for name, v in (("width", width), ("height", height)):
         if v < 64 or v % 8:
@@ -97,6 +106,11 @@ def _settings(args) -> dict:
                 "height": height, "checkpoint": args.checkpoint if args.server else None}
     if args.sdxl:  # in-process mode; the shipped SDXL workflow carries these values itself
         settings["freeu"] = DEFAULTS["freeu_sdxl"]
+    if args.flux:  # in-process mode (the shipped Flux workflow has them): Flux's schedule, no CFG, no FreeU
+        settings.update(freeu=(), scheduler=DEFAULTS["flux_scheduler"],
+                        steps=args.steps or DEFAULTS["flux_steps"],
+                        skip_steps=args.skip_steps if args.skip_steps is not None else DEFAULTS["flux_skip_steps"],
+                        inversion_cfg=args.inversion_cfg or DEFAULTS["flux_cfg"], cfg=args.cfg or DEFAULTS["flux_cfg"])
     return settings
 
 
@@ -122,8 +136,8 @@ def _workflows(args) -> dict:
     if args.workflow:
         wf = load_workflow(Path(args.workflow))
         return {"masks": wf, "whole": drop_masks(wf)}
-    if args.sdxl:
-        wf = load_workflow(API_WORKFLOWS / "sdxl.api.json")
+    if args.sdxl or args.flux:
+        wf = load_workflow(API_WORKFLOWS / ("sdxl.api.json" if args.sdxl else "flux.api.json"))
         return {"masks": wf, "whole": drop_masks(wf)}
     return {"masks": load_workflow(API_WORKFLOWS / "sd15_masks.api.json"),
             "whole": load_workflow(API_WORKFLOWS / "sd15_whole_image.api.json")}

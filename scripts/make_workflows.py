@@ -1,12 +1,13 @@
 """Generate the shipped workflows (editor + API format) and their thumbnails from one description.
 
-    . .venv/bin/activate && python scripts/make_workflows.py  # workflows/NAME.json, NAME.jpg, api/NAME.api.json
-    python scripts/make_workflows.py --check                          # fails if the files are out of date
+    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py          # workflows/NAME.json, NAME.jpg, api/
+    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py --check  # fails if the files are out of date
 
-The inputs of each node (order, widgets, defaults) come from the real node definitions: this pack's
-INPUT_TYPES (imported on the ComfyUI core, as the tests do) and, for ComfyUI's built-in nodes, the spec in
-tests/comfy_builtins.json (written from a full ComfyUI by scripts/dump_builtin_spec.py). The authors'
-settings come from scripts/e4e_run.py's DEFAULTS, so the runner and the workflows cannot drift apart.
+Run it with a full ComfyUI's Python (scripts/run_tests.sh makes one: .venv-comfyui, with .comfyui/ComfyUI). The
+inputs of each node (order, widgets, defaults) come from the real node definitions: this pack's INPUT_TYPES and
+the checkout's built-in nodes. The authors' settings come from nodes/defaults.py through the runner's DEFAULTS,
+so the runner and the workflows cannot drift apart. The tests check the result with ComfyUI's own prompt
+validation and the real editor (tests/test_workflows.py, tests/test_web.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
-BUILTIN_SPEC = REPO / "tests" / "comfy_builtins.json"
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 COL_WIDTH, GAP = 360, 30
 
@@ -38,18 +38,30 @@ RUN = _load_runner()
 D, T = RUN.DEFAULTS, RUN.TITLES
 
 
+class _Specs(dict):
+    """{class name: {"input": ..., "output": ..., "output_name": ...}}, read from the checkout on first use."""
+
+    def __init__(self, comfy):
+        super().__init__()
+        self.comfy = comfy
+
+    def __missing__(self, name):
+        self[name] = self.comfy.class_info(name)
+        return self[name]
+
+
 def node_specs() -> dict:
-    """{class name: {"input": {...}, "output": [...], "output_name": [...]}} for built-ins and this pack."""
-    specs = json.loads(BUILTIN_SPEC.read_text())["nodes"]
+    """The node definitions of a full ComfyUI checkout (COMFYUI_PATH) with this pack registered."""
+    import tempfile
+
     sys.path.insert(0, str(REPO / "tests"))
     import harness
+    import real_comfy
 
-    pack = harness.load_pack()
-    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
-        outputs = list(cls.RETURN_TYPES)
-        specs[name] = {"input": json.loads(json.dumps(cls.INPUT_TYPES(), default=list)), "output": outputs,
-                       "output_name": list(getattr(cls, "RETURN_NAMES", None) or outputs)}
-    return specs
+    host = harness.setup_host()
+    if not host.full:
+        raise SystemExit("make_workflows: needs a full ComfyUI checkout (set COMFYUI_PATH and use its Python)")
+    return _Specs(real_comfy.RealComfy(host.path, Path(tempfile.mkdtemp(prefix="e4e_specs_")), harness.load_pack()))
 
 
 def is_widget(entry) -> bool:
@@ -369,6 +381,49 @@ def ksampler_advanced(specs: dict) -> Graph:
     return g
 
 
+def flux(specs: dict) -> Graph:
+    g = Graph("flux", "Flux.1-dev: one object, with masks",
+              "Flux.1-dev through ComfyUI's usual loaders (UNETLoader, DualCLIPLoader type flux, VAELoader). The "
+              "patch rewrites the image tokens of Stable Flow's vital blocks; no CFG (FluxGuidance 3.5); 28 "
+              "steps of the simple schedule, 9 skipped.", specs)
+    size = D["flux_size"]
+    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.FLUX_MODEL, weight_dtype="default")
+    clip = g.add("DualCLIPLoader", T["text_encoders"], 0, clip_name1=RUN.FLUX_TEXT_ENCODERS[0],
+                 clip_name2=RUN.FLUX_TEXT_ENCODERS[1], type="flux")
+    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.FLUX_VAE)
+    text = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=clip[0])
+    pos = g.add("FluxGuidance", T["guidance"], 0, conditioning=text[0], guidance=D["flux_guidance"])
+    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    g.group("Model, prompt", unet, clip, vae, text, pos, neg)
+    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
+    ref_mask = g.add("LoadImageMask", T["reference_mask"], 1, image="e4e_reference_mask.png", channel=D["mask_channel"])
+    tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
+    tgt_mask = g.add("LoadImageMask", T["target_mask"], 1, image="e4e_target_mask.png", channel=D["mask_channel"])
+    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], size)
+    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size)
+    g.group("Images, one size", ref, tgt, ref_mask, tgt_mask)
+    masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=size, height=size,
+                  crop=D["crop"], target_mask=tgt_mask["MASK"], reference_mask=ref_mask["MASK"],
+                  target_image=tgt_s[0], reference_image=ref_s[0])
+    g.add("PreviewImage", "Masks preview", 2, images=masks["preview"])
+    ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=vae[0])
+    tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=vae[0])
+    invs = [g.add("E4EDDIMInvertReference", title, 3, model=unet[0], positive=pos[0], negative=neg[0], latent=lat[0],
+                  steps=D["flux_steps"], skip_steps=D["flux_skip_steps"], cfg=D["flux_cfg"], method=D["method"],
+                  scheduler=D["flux_scheduler"], seed=D["seed"])
+            for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
+    g.group("Inversion", ref_lat, tgt_lat, *invs)
+    patched = _patch(g, unet, invs[0], invs[1], masks=masks["masks"])
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
+                    negative=neg[0], cfg=D["flux_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
+                    ending=D["ending"], target_image=tgt_s[0], reference_image=ref_s[0])
+    decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=vae[0])
+    g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
+    g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
+    g.group("Transfer", patched, sampler)
+    return g
+
+
 def graphs(specs: dict) -> list[Graph]:
     return [
         one_object("sd15_masks", "SD1.5: one object, with masks",
@@ -383,6 +438,7 @@ def graphs(specs: dict) -> list[Graph]:
                    specs, RUN.SDXL_CHECKPOINT, D["sdxl_size"], masks=True),
         two_objects(specs),
         ksampler_advanced(specs),
+        flux(specs),
     ]
 
 
@@ -395,7 +451,8 @@ SHORT = {"Negative prompt": "Negative", "Reference image": "Reference", "Referen
          "Object masks": "Load Masks", "Encode reference 2": "Encode ref. 2", "Encode reference": "Encode ref.",
          "Invert reference 2": "Invert ref. 2", "Invert reference": "Invert ref.", "Encode target": "Encode target",
          "Semantic Match Patch": "Semantic Match Patch", "Appearance Transfer Sampler": "Transfer Sampler",
-         "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image", "Authors' FreeU": "Authors' FreeU"}
+         "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image", "Authors' FreeU": "Authors' FreeU",
+         "Diffusion model": "Flux model", "Text encoders": "CLIP-L + T5", "Flux guidance": "Flux guidance"}
 PLUMBING = ("MODEL", "CLIP", "VAE", "CONDITIONING")  # not drawn: every node would link to the checkpoint
 
 

@@ -21,7 +21,7 @@ import harness
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.full_host]
 
 SIZE, STEPS, SKIP = 64, 4, 1
 CACHE = Path(tempfile.gettempdir()) / "e4e_e2e_random_sd15_fp16.safetensors"
@@ -197,3 +197,35 @@ def test_runner_in_process_with_a_real_checkpoint(checkpoint, images, tmp_path):
     (path,) = done.stdout.split()
     assert Image.open(path).size == (SIZE, SIZE)
     print(f"in-process: {time.monotonic() - start:.1f} s")
+
+
+def _post_prompt(server, prompt: dict) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"prompt": prompt, "client_id": "e4e-validation"}).encode()
+    req = urllib.request.Request(server.url + "/prompt", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize("bad", [("cfg", 0.0), ("steps", 1), ("method", "sideways")], ids=lambda b: b[0])
+def test_comfyui_range_checks_stay_active_on_the_inversion_node(server, bad):
+    """No VALIDATE_INPUTS on DDIM Invert Reference: ComfyUI itself refuses an out-of-range or unknown value,
+    with one error, on the input it concerns (the prompt is refused, so nothing runs)."""
+    prompt = es.load("sd15_whole_image", "api")
+    for node in prompt.values():  # the images it names, in the server's input folder
+        if node["class_type"] == "LoadImage":
+            Image.new("RGB", (SIZE, SIZE)).save(server.base / "input" / node["inputs"]["image"])
+    inv = next(k for k, n in prompt.items() if n["class_type"] == "E4EDDIMInvertReference")
+    name, value = bad
+    prompt[inv]["inputs"][name] = value
+    status, answer = _post_prompt(server, prompt)
+    assert status == 400, answer
+    errors = answer["node_errors"][inv]["errors"]
+    assert len(errors) == 1 and errors[0]["extra_info"]["input_name"] == name, errors
+    assert all(k == inv for k in answer["node_errors"]), answer["node_errors"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 
@@ -58,15 +56,13 @@ def test_v_prediction_variant(sd15_v):
     assert isinstance(ms, comfy.model_sampling.V_PREDICTION)
 
 
-def test_ten_steps_take_seconds(sd15, conds):
+def test_ten_steps_sample(sd15, conds):
     import comfy.sample
 
     pos, neg = conds
-    t0 = time.perf_counter()
     out = comfy.sample.sample(sd15, torch.randn(1, 4, 32, 32), 10, 5.0, "euler", "normal", pos, neg,
                               torch.zeros(1, 4, 32, 32), seed=0, disable_pbar=True)
     assert out.shape == (1, 4, 32, 32) and torch.isfinite(out).all()
-    assert time.perf_counter() - t0 < 30
 
 
 def test_vae_round_trip_shapes(vae):

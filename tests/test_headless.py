@@ -351,12 +351,23 @@ class FakeComfy:
 # --------------------------------------------------------------------------------------- HTTP tests
 
 
-def _specs(pack):
-    return {**es.builtin_specs(), **es.pack_specs(pack)}
+def _check_filled(prompt, shipped_name, allowed, request):
+    """The runner kept the shipped graph and changed only ``allowed`` (title, input) values; with a full ComfyUI
+    as host, ComfyUI's own validation takes the prompt too."""
+    T = run.TITLES
+    changed = es.changed_inputs(es.load(shipped_name, "api"), prompt)
+    assert changed <= {(T[key], name) for key, name in allowed}, changed
+    if request.getfixturevalue("host").full:
+        valid, node_errors, error = request.getfixturevalue("real_comfy").validate(prompt)
+        assert valid, (error, node_errors)
+
+
+FILES = [("reference_image", "image"), ("target_image", "image"), ("reference_mask", "image"),
+         ("target_mask", "image")]
 
 
 @pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
-def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys):
+def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys, request):
     if websocket and client.websocket is None:
         pytest.skip("websocket-client is not installed (tests/requirements.txt)")
     out = tmp_path / "out"
@@ -379,7 +390,10 @@ def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys):
     else:
         assert frames == []
     assert (out / "tgt_from_ref.png").read_bytes() == _png()
-    assert es.check_api(prompt, _specs(pack)) == []
+    _check_filled(prompt, "sd15_masks", FILES + [
+        ("prompt", "text"), ("scale_reference", "width"), ("scale_reference", "height"), ("scale_target", "width"),
+        ("scale_target", "height"), ("masks", "width"), ("masks", "height"), ("invert_reference", "steps"),
+        ("invert_target", "steps"), ("invert_reference", "skip_steps"), ("invert_target", "skip_steps")], request)
     by_title = {n["_meta"]["title"]: n for n in prompt.values()}
     T = run.TITLES
     for key in ("reference_image", "target_image", "reference_mask", "target_mask"):
@@ -411,21 +425,33 @@ def test_without_websocket_client_the_runner_polls(monkeypatch, tmp_path, files,
     assert "1/3" not in captured.err  # no live progress without the websocket
 
 
-def test_server_mode_whole_image_and_sdxl_variants(tmp_path, files, pack):
+def test_server_mode_whole_image_sdxl_and_flux_variants(tmp_path, files, pack, request):
     with FakeComfy() as server:
         assert run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
                          "--size", "64", "--out", str(tmp_path / "a"), "--quiet"]) == 0
         assert run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
                          "--sdxl", "--out", str(tmp_path / "b"), "--quiet"]) == 0
-        whole, sdxl = server.prompts
-    specs = _specs(pack)
-    for prompt in (whole, sdxl):
-        assert es.check_api(prompt, specs) == []
+        assert run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                         "--flux", "--checkpoint", "my-flux.safetensors", "--out", str(tmp_path / "c"),
+                         "--quiet"]) == 0
+        whole, sdxl, flux = server.prompts
+    sized = [(k, n) for k in ("scale_reference", "scale_target") for n in ("width", "height")]
+    _check_filled(whole, "sd15_whole_image", FILES + sized, request)
+    workflow_fill = es.runner_part("workflow_fill")
+    for prompt, name in ((sdxl, "sdxl"), (flux, "flux")):  # without masks: the shipped graph minus its masks
+        shipped = workflow_fill.drop_masks(es.load(name, "api"))
+        changed = es.changed_inputs(shipped, prompt)
+        assert changed <= {(run.TITLES[k], n) for k, n in FILES + sized + [("unet", "unet_name")]}, changed
         types = [n["class_type"] for n in prompt.values()]
         assert "E4ELoadMasks" not in types and "LoadImageMask" not in types
+        if request.getfixturevalue("host").full:
+            assert request.getfixturevalue("real_comfy").validate(prompt)[0]
     ckpt = next(n for n in sdxl.values() if n["class_type"] == "CheckpointLoaderSimple")
     assert ckpt["inputs"]["ckpt_name"] == run.SDXL_CHECKPOINT
     assert next(n for n in sdxl.values() if n["class_type"] == "ImageScale")["inputs"]["width"] == 1024
+    unet = next(n for n in flux.values() if n["class_type"] == "UNETLoader")
+    assert unet["inputs"]["unet_name"] == "my-flux.safetensors"
+    assert next(n for n in flux.values() if n["class_type"] == "ImageScale")["inputs"]["width"] == 1024
 
 
 def test_drop_masks_gives_the_whole_image_graph():

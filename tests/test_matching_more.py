@@ -427,25 +427,6 @@ def test_errors_name_the_argument(name):
         fn()
 
 
-def test_public_api():
-    expected = {
-        "match_tokens",
-        "match_tokens_batched",
-        "match_objects",
-        "mask_to_tokens",
-        "token_grid",
-        "rearrange",
-        "masked_adain",
-        "position_colors",
-        "correspondence_image",
-        "correspondence_panel",
-    }
-    assert expected <= set(matching.__all__)
-    for name in matching.__all__:
-        assert callable(getattr(matching, name)) or name == "DEFAULT_CHUNK_BYTES"
-    assert matching.DEFAULT_CHUNK_BYTES * 1 <= 256 * 2**20
-
-
 def test_masked_adain_statistics_mask_is_separate_from_blending():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(1, 4, 8, 8, generator=g)

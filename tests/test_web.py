@@ -265,6 +265,20 @@ EXERCISE_JS = """(async () => {
 })()"""
 
 
+# Each shipped editor workflow through the real editor: load it, then ask the editor for the prompt it would
+# queue ("Save (API)" / "Queue" both use graphToPrompt).
+CONVERT_JS = """(async () => {
+  const app = window.app;
+  const out = {};
+  for (const [name, wf] of Object.entries(%s)) {
+    await app.loadGraphData(wf, true, false, name);
+    out[name] = (await app.graphToPrompt()).output;
+  }
+  return out;
+})()"""
+WORKFLOWS = ("sd15_masks", "sd15_whole_image", "sdxl", "sd15_two_objects", "sd15_ksampler_advanced", "flux")
+
+
 class _CDP:
     """Just enough of the Chrome DevTools Protocol over aiohttp's websocket client."""
 
@@ -382,10 +396,17 @@ async def _drive_browser(cdp_port: int, url: str) -> tuple[dict, dict, list[str]
             exercise_from = len(cdp.events)
             exercised = await cdp.evaluate(EXERCISE_JS % {**names, "entry": json.dumps(_sample_entry())})
             await cdp.pump(2.0)
-            return (ready, exercised, *_split_errors(cdp.errors(), exercise_from))
+            ours, noise = _split_errors(cdp.errors(), exercise_from)
+            converted_from = len(cdp.events)
+            workflows = {name: json.loads((REPO / "workflows" / f"{name}.json").read_text()) for name in WORKFLOWS}
+            converted = await cdp.evaluate(CONVERT_JS % json.dumps(workflows))
+            await cdp.pump(1.0)
+            ours += [text for i, text, _js in cdp.errors() if i >= converted_from and any(k in text for k in OURS)]
+            return ready, exercised, converted, ours, noise
 
 
 @pytest.mark.e2e
+@pytest.mark.full_host
 @pytest.mark.slow
 def test_extension_loads_in_comfyui_editor(tmp_path):
     checkout, chromium = _e2e_setup()
@@ -394,6 +415,13 @@ def test_extension_loads_in_comfyui_editor(tmp_path):
     base = tmp_path / "base"
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO, target_is_directory=True)
+    (base / "input").mkdir()
+    from PIL import Image
+
+    for name in WORKFLOWS:  # the images the shipped workflows name, as a user would have them
+        for node in json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text()).values():
+            if node["class_type"] in ("LoadImage", "LoadImageMask"):
+                Image.new("RGB", (64, 64), (120, 120, 120)).save(base / "input" / node["inputs"]["image"])
     port = _free_port()
     server_log = tmp_path / "server.log"
     server = browser = None
@@ -426,7 +454,7 @@ def test_extension_loads_in_comfyui_editor(tmp_path):
         cdp_port = int(
             _wait_for(lambda: active.exists() and active.read_text().split()[0], 30, "Chromium", browser)
         )
-        ready, exercised, errors, noise = asyncio.run(_drive_browser(cdp_port, f"{root}/"))
+        ready, exercised, converted, errors, noise = asyncio.run(_drive_browser(cdp_port, f"{root}/"))
     finally:
         _stop(browser)
         _stop(server)
@@ -434,6 +462,9 @@ def test_extension_loads_in_comfyui_editor(tmp_path):
     assert EXTENSION_NAME in ready["names"]
     assert exercised["viewer"], "the sampler node has no e4e_viewer DOM widget"
     assert exercised["hiddenAtStart"] and exercised["shownForCustom"], exercised
+    for name in WORKFLOWS:  # the editor queues exactly the shipped API workflow
+        api = json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text())
+        assert converted[name] == api, f"{name}: the editor's prompt differs from workflows/api/{name}.api.json"
     for text in noise:
         warnings.warn(f"ComfyUI editor (not this pack): {text[:300]}", stacklevel=1)
     assert not errors, "console errors from this pack in the ComfyUI editor:\n" + "\n".join(errors)

@@ -13,6 +13,10 @@ PACK_NAME = "eye_for_an_eye"
 
 SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
+# Flux.1-dev as ComfyUI's usual loaders take it (UNETLoader, DualCLIPLoader type flux, VAELoader)
+FLUX_MODEL = "flux1-dev.safetensors"
+FLUX_TEXT_ENCODERS = ("clip_l.safetensors", "t5xxl_fp16.safetensors")
+FLUX_VAE = "ae.safetensors"
 DEFAULT_DOMAIN = "dog"
 
 
@@ -56,12 +60,22 @@ DEFAULTS = {
     "ending": AUTHORS.ENDING,
     "freeu": (AUTHORS.FREEU_B1, AUTHORS.FREEU_B2, AUTHORS.FREEU_S1, AUTHORS.FREEU_S2),
     "freeu_sdxl": AUTHORS.FREEU_SDXL,
+    "flux_size": 1024,
+    "flux_steps": AUTHORS.FLUX_STEPS,
+    "flux_skip_steps": AUTHORS.FLUX_SKIP_STEPS,
+    "flux_scheduler": AUTHORS.FLUX_SCHEDULER,
+    "flux_cfg": AUTHORS.FLUX_CFG,
+    "flux_guidance": AUTHORS.FLUX_GUIDANCE,
     "filename_prefix": "e4e/transfer",
 }
 
 # Node titles (``_meta.title`` in API workflows) that the runner fills.
 TITLES = {
     "checkpoint": "Checkpoint",
+    "unet": "Diffusion model",
+    "text_encoders": "Text encoders",
+    "vae": "VAE",
+    "guidance": "Flux guidance",
     "prompt": "Prompt",
     "negative": "Negative prompt",
     "reference_image": "Reference image",

@@ -71,7 +71,10 @@ def fill_workflow(prompt: dict, names: dict, settings: dict) -> dict:
     put(["reference_mask"], "image", names.get("reference_mask"))
     put(["target_mask"], "image", names.get("target_mask"))
     s = settings
-    put(["checkpoint"], "ckpt_name", s.get("checkpoint"))
+    if find_node(prompt, "checkpoint") is None and find_node(prompt, "unet") is not None:
+        put(["unet"], "unet_name", s.get("checkpoint"))  # Flux: the diffusion model of UNETLoader
+    else:
+        put(["checkpoint"], "ckpt_name", s.get("checkpoint"))
     put(["prompt"], "text", s.get("prompt"))
     put(["negative"], "text", s.get("negative"))
     put(["scale_reference", "scale_target", "masks"], "width", s.get("width"))  # masks scale like the images
