@@ -13,7 +13,7 @@ the target's queries and keys, masked AdaIN). Wall time (median) and peak extra 
 from __future__ import annotations
 
 import torch
-from common import PeakMemory, machine, setup, timed
+from common import invert_pair, machine, measure_rows, object_masks, patched_model, print_rows, setup
 
 FLUX_PRESETS = {  # hidden, heads, axes, double blocks, single blocks, text tokens
     "small": (128, 4, [8, 12, 12], 4, 8, 64),
@@ -57,7 +57,6 @@ def main():
     import comfy.sample
 
     invert = harness.pack_module("nodes.ddim_invert_reference").invert
-    patch_node = harness.pack_module("nodes.semantic_match_patch")
     transfer = harness.pack_module("nodes.appearance_transfer_sampler").transfer
     model = build_flux(args.preset, args.device)
     tokens = FLUX_PRESETS[args.preset][5]
@@ -70,39 +69,25 @@ def main():
     pos, neg = cond(), cond()
     n = args.size // 8
     tgt, ref = torch.randn(1, 16, n, n, generator=g), torch.randn(1, 16, n, n, generator=g)
-    t_inv = invert(model, pos, neg, tgt, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple")
-    r_inv = invert(model, pos, neg, ref, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple", seed=1)
-    mask = torch.zeros(args.size, args.size)
-    mask[args.size // 8: -args.size // 8, args.size // 8: -args.size // 8] = 1
-    masks = harness.pack_module("matching").ObjectMasks(mask[None], mask[None])
-    state = patch_node.build_state(model, t_inv, r_inv, masks)
-    patched = harness.pack_module("nodes.attention_hooks").install(model, state)
+    t_inv, r_inv = invert_pair(harness, model, pos, neg, tgt, ref, args.steps, 1.0, args.skip, "simple")
+    patched = patched_model(harness, model, t_inv, r_inv, object_masks(harness, args.size))
     start = harness.pack_module("nodes.sampler_stack").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, 1.0, "euler", "simple", pos, neg,
                                    start, start_step=args.skip, seed=0, disable_pbar=True)
 
-    runs = [
+    rows = measure_rows([
         ("plain Flux sampling (KSampler, euler, cfg 1)", plain),
         ("transfer (vital blocks, one reference row)", lambda: transfer(patched, pos, neg, 1.0)),
         ("inversion, edit-friendly (all steps)",
          lambda: invert(model, pos, neg, tgt, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple")),
-    ]
-    rows = []
-    for name, fn in runs:
-        t = timed(fn, args.device, args.repeats)
-        with PeakMemory(args.device) as pm:
-            fn()
-        rows.append((name, t, pm.peak))
-    base = rows[0][1]
+    ], args.device, args.repeats)
+    state = harness.pack_module("nodes.attention_hooks").state_of(patched)
     layers = ", ".join(f"{b}.{i}" for b, i in state.settings.layers)
     print(f"\nFlux transfer, preset {args.preset}, {args.size}x{args.size}, {args.steps} steps from step {args.skip}, "
           f"blocks {layers}, {machine(args.device)}\n")
-    print("| run | wall s | ratio to plain | peak extra memory MB |")
-    print("|---|---:|---:|---:|")
-    for name, t, peak in rows:
-        print(f"| {name} | {t:.2f} | {t / base:.2f} | {peak / 2**20:.0f} |")
+    print_rows(rows)
     print(f"\n(the inversion covers all {t_inv.steps} steps; plain sampling and the transfer the last "
           f"{t_inv.steps - args.skip})")
 

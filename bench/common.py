@@ -123,3 +123,44 @@ def machine(device: str) -> str:
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def object_masks(harness, size: int):
+    """One object: the centre of the image (an eighth of the side kept as background all round)."""
+    mask = torch.zeros(size, size)
+    mask[size // 8: -size // 8, size // 8: -size // 8] = 1
+    return harness.pack_module("matching").ObjectMasks(mask[None], mask[None])
+
+
+def invert_pair(harness, model, pos, neg, tgt, ref, steps: int, cfg: float, skip: int, scheduler: str):
+    """Edit-friendly inversions of a target and a reference latent."""
+    invert = harness.pack_module("nodes.ddim_invert_reference").invert
+    return (invert(model, pos, neg, tgt, steps, cfg, "ddpm_edit_friendly", skip, scheduler),
+            invert(model, pos, neg, ref, steps, cfg, "ddpm_edit_friendly", skip, scheduler, seed=1))
+
+
+def patched_model(harness, model, target, reference, masks, strength: float = 1.0):
+    """Semantic Match Patch's clone of ``model`` (default layers and window)."""
+    state = harness.pack_module("nodes.semantic_match_patch").build_state(model, target, reference, masks,
+                                                                          strength=strength)
+    return harness.pack_module("nodes.attention_hooks").install(model, state)
+
+
+def measure_rows(runs, device: str, repeats: int) -> list[tuple[str, float, int]]:
+    """``(name, median wall s, peak extra memory bytes)`` of each ``(name, fn)``."""
+    rows = []
+    for name, fn in runs:
+        t = timed(fn, device, repeats)
+        with PeakMemory(device) as pm:
+            fn()
+        rows.append((name, t, pm.peak))
+    return rows
+
+
+def print_rows(rows):
+    """The markdown table of ``measure_rows``, ratios against the first row."""
+    base = rows[0][1]
+    print("| run | wall s | ratio to plain | peak extra memory MB |")
+    print("|---|---:|---:|---:|")
+    for name, t, peak in rows:
+        print(f"| {name} | {t:.2f} | {t / base:.2f} | {peak / 2**20:.0f} |")
