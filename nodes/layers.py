@@ -78,6 +78,8 @@ def resolve_layers(preset: str, custom: str, family: str, blocks: set | None = N
         return parse_layers(custom)
     if preset == "auto" and family in DIT_PRESET:
         preset = DIT_PRESET[family]
+    if preset in DIT_PRESET.values() and DIT_PRESET.get(family) != preset:
+        raise ValueError(f"layers: {preset!r} is a preset for another family; this is a {family} model, use 'auto'")
     if preset in DIT_PRESET.values():
         return dit_layers(preset, blocks or set())
     return list(LAYER_PRESETS[preset] or DEFAULT_LAYERS[family])

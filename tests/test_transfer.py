@@ -265,3 +265,24 @@ def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair):
     assert entry["grid"] == list(corr.grid) and entry["n_refs"] == 1
     assert np.array_equal(src, corr.src[0].numpy())
     assert (src >= 0).all()  # whole-image masks: every token matched
+
+
+def test_a_later_unet_wrapper_from_another_pack(sd15, pair, monkeypatch):
+    """On ComfyUI with keyed wrappers (comfy.patcher_extension) the patch keeps acting when another node later sets
+    the single model_function_wrapper slot; on the 2024 core that slot is all there is, and the later wrapper
+    replaces ours (README limits)."""
+    import importlib.util
+
+    ev = kit.record_events(monkeypatch)
+    patched = kit.patch(sd15, pair["target"], pair["reference"]).clone()
+    seen = []
+
+    def other(apply_model, args):
+        seen.append(len(args["cond_or_uncond"]))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    patched.set_model_unet_function_wrapper(other)
+    kit.sample(patched, pair["c"])
+    assert seen
+    keyed = importlib.util.find_spec("comfy.patcher_extension") is not None
+    assert bool(ev) == keyed
