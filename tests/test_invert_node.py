@@ -160,3 +160,36 @@ def test_skip_beyond_the_schedule_is_refused_before_sampling(sd15):
     # ddim_uniform gives 999 steps for steps=1000: skip_steps 999 passes the widget check, not the schedule's
     with pytest.raises(ValueError, match="skip_steps: 999 must be below the 999 steps that ddim_uniform gives"):
         mod.invert(sd15, pos, neg, _latent(), 1000, 1.0, "ddim", 999, "ddim_uniform")
+
+
+def test_live_previews_as_a_stock_ksampler(sd15, host, monkeypatch):
+    """With a full ComfyUI the inversion (and the transfer sampler) report each step's denoised latent through
+    latent_preview.prepare_callback, as KSampler does; the 2024 core package has no latent_preview: a plain bar."""
+    import comfy.utils
+
+    if not host.full:
+        with pytest.raises(ImportError):
+            import latent_preview  # noqa: F401
+        seen = []
+        old = comfy.utils.PROGRESS_BAR_HOOK
+        comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, *rest, **kw: seen.append(preview))
+        try:
+            _invert(sd15, _latent(6), steps=5, skip_steps=1)
+        finally:
+            comfy.utils.set_progress_bar_global_hook(old)
+        assert len(seen) == 5 and all(p is None for p in seen)
+        return
+    import latent_preview
+
+    calls = []
+
+    def prepare_callback(model, steps, x0_output_dict=None):
+        def callback(step, x0, x, total_steps):
+            calls.append((step, total_steps, tuple(x0.shape)))
+
+        return callback
+
+    monkeypatch.setattr(latent_preview, "prepare_callback", prepare_callback)
+    _invert(sd15, _latent(6), steps=5, skip_steps=1)
+    assert [c[:2] for c in calls] == [(i, 5) for i in range(5)]
+    assert all(shape == (1, 4, 16, 16) for *_, shape in calls)
