@@ -15,8 +15,8 @@ METHODS = ("ddpm_edit_friendly", "ddim")
 class ModelFingerprint:
     """What an inversion was made with, so a later node can refuse a mismatch with a clear message."""
 
-    family: str  # "sd1", "sd2", "sdxl"
-    prediction: str  # "eps" or "v"
+    family: str  # "sd1", "sd2", "sdxl", "flux", "sd3"
+    prediction: str  # "eps", "v" or "flow"
     model_class: str  # ComfyUI model_config class name, e.g. "SD15"
     model_id: int  # id() of the underlying comfy BaseModel (shared by clones of one loaded checkpoint)
     freeu: tuple | None = None  # the authors' FreeU settings (b1, b2, s1, s2, threshold) the model carried

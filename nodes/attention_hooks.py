@@ -44,6 +44,11 @@ def with_extra_rows(state: TransferState, apply_model, cond_or_uncond):
         b = x.shape[0]
         per = b // len(cond_or_uncond)
         ref_latents, tgt_latents = state.latents_on(x.device, x.dtype)
+        if tuple(x.shape[-2:]) != tuple(ref_latents.shape[-2:]):
+            h, w = ref_latents.shape[-2:]
+            raise ValueError(f"latent: the sampler's latent is {x.shape[-1]}x{x.shape[-2]} but the inversions are "
+                             f"{w}x{h}; sample the target inversion's start_latent (conditioning that crops the "
+                             "latent, such as an area, is not supported with the patch)")
         extra_x, source_rows, labels = [], [], []
         if layout.match:
             refs = ref_latents[step]
@@ -56,11 +61,11 @@ def with_extra_rows(state: TransferState, apply_model, cond_or_uncond):
                 raise ValueError(f"latent: batch of {per} but the target inversion holds {tgt.shape[0]} image(s); "
                                  "sample the same batch that was inverted")
             extra_x.append(tgt)
-            source_rows.append(layout.struct_targets[:per])
+            source_rows.append(layout.struct_source)
             labels += [1] * per
         extra = torch.cat(extra_x)
         c_all = _extend_conditioning(c, b, torch.cat(source_rows))
-        _label_extra_chunks(c_all, per, labels)
+        _label_extra_chunks(c_all, per, labels, state)
         state.call = layout
         try:
             out = apply_model(torch.cat([x, extra]), torch.cat([t, t[:1].expand(len(extra))]), **c_all)
@@ -94,6 +99,9 @@ def _layout(state: TransferState, phase: str, step: int, x: torch.Tensor, cond_o
         start = b + (state.n_refs if match else 0)
         layout.struct_targets = torch.cat(targets)
         layout.struct_rows = torch.arange(start, start + per, device=x.device).repeat(len(targets))
+        # the structure rows' prompt: the negative one for a UNet (they stand in for the negative rows), the
+        # positive one for a DiT (their queries and keys go to every row)
+        layout.struct_source = cond[0] if dit and cond else targets[0]
     if dit:
         p = state.patch_size
         layout.grid = (-(-x.shape[-2] // p), -(-x.shape[-1] // p))
@@ -125,11 +133,12 @@ def _extend_conditioning(c: dict, b: int, rows: torch.Tensor) -> dict:
     return out
 
 
-def _label_extra_chunks(c: dict, per: int, labels: list[int]):
+def _label_extra_chunks(c: dict, per: int, labels: list[int], state: TransferState):
     """Tell other attention patches about the extra rows: ``cond_or_uncond`` (and ``uuids``) gain one entry per
     ``per`` extra rows (references count as positive, structure rows as negative), so patches that split the
     batch by ``len(cond_or_uncond)`` (IPAdapter-style) still see whole chunks. When the extra rows do not fill
-    whole chunks the lists are left as they are."""
+    whole chunks the lists are left as they are. The extra chunks get uuids of their own (the same for the
+    whole patched model), so that caches keyed by uuid do not mix them with a prompt."""
     opts = c.get("transformer_options")
     if not isinstance(opts, dict) or "cond_or_uncond" not in opts or len(labels) % per:
         return
@@ -137,7 +146,7 @@ def _label_extra_chunks(c: dict, per: int, labels: list[int]):
     chunk_labels = labels[::per]
     opts["cond_or_uncond"] = list(opts["cond_or_uncond"]) + chunk_labels
     if isinstance(opts.get("uuids"), list) and opts["uuids"]:
-        opts["uuids"] = list(opts["uuids"]) + [opts["uuids"][0]] * len(chunk_labels)
+        opts["uuids"] = list(opts["uuids"]) + state.chunk_uuids(len(chunk_labels))
     c["transformer_options"] = opts
 
 
@@ -168,7 +177,14 @@ def attn1_patch(state: TransferState, n, context, value, extra):
 def inject_matches(state: TransferState, call: CallLayout, n: torch.Tensor, extra: dict) -> torch.Tensor:
     """Each positive ``out`` token of a target object takes the features of its nearest reference token."""
     shape = extra.get("original_shape") or extra.get("activations_shape")
-    h, w = token_grid(n.shape[1], shape[-2], shape[-1])
+    if shape is None:
+        raise ValueError("layers: this ComfyUI passes no feature-map shape to attention patches "
+                         "(original_shape); update ComfyUI")
+    try:
+        h, w = token_grid(n.shape[1], shape[-2], shape[-1])
+    except ValueError as exc:
+        raise ValueError(f"layers: block {extra['block']} has a token map the latent does not explain ({exc}); "
+                         "choose other layers") from None
     out_masks, ref_masks = state.token_masks(h, w, n.device)
     out = n.index_select(0, call.cond_rows)  # [B, N, C]
     refs = n.index_select(0, call.ref_rows)  # [R, N, C]

@@ -8,6 +8,7 @@ import torch
 
 from ..inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
 from . import defaults as authors
+from .attention_hooks import STATE_KEY
 from .model_family import fingerprint
 from .sampler_stack import Progress, latent_out, run_loop, schedule
 
@@ -40,6 +41,9 @@ def invert(
     if not 0 <= skip_steps < steps:
         raise ValueError(f"skip_steps: {skip_steps} must be lower than steps ({steps}); sampling starts at skip_steps")
     check_latent(latent, "latent")
+    if STATE_KEY in getattr(model, "model_options", {}):
+        raise ValueError("model: this MODEL comes from Semantic Match Patch; invert with the MODEL that goes into "
+                         "the patch (the patch would act during the inversion)")
     fp = fingerprint(model)  # refuses unsupported families before any UNet call
     channels = model.model.latent_format.latent_channels
     if latent.shape[1] != channels:
@@ -81,6 +85,15 @@ def invert(
               "negative": _cond_summary(negative) if cfg != 1.0 else None},
         flow=flow,
     )
+
+
+def start_for_stock_samplers(model, inv: Inversion) -> torch.Tensor:
+    """The start latent (model space) a stock sampler must be given to begin at ``inv.start_latent()``: ComfyUI
+    hands a sampler ``noise_scaling(sigma, 0, latent)``, which is the latent itself for eps/v models and
+    ``(1 - sigma) * latent`` for rectified flow, so the flow latent is divided back first."""
+    ms = model.get_model_object("model_sampling")
+    sigma = inv.sigmas[inv.start_step].reshape(1)
+    return ms.inverse_noise_scaling(sigma, inv.start_latent().clone())
 
 
 def check_latent(latent, name: str):
@@ -153,6 +166,6 @@ class DDIMInvertReference:
         inv = invert(model, positive, negative, latent["samples"], steps=steps, cfg=cfg, method=method,
                      skip_steps=skip_steps, scheduler=scheduler, refine_steps=refine_steps, seed=seed)
         start = dict(latent)
-        start["samples"] = latent_out(model, inv.start_latent().clone())
+        start["samples"] = latent_out(model, start_for_stock_samplers(model, inv))
         start.pop("noise_mask", None)
         return (inv, start)

@@ -9,6 +9,7 @@ lives in ComfyUI's ``model_options`` except a reference, so clones of the patche
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +59,7 @@ class CallLayout:
     ref_rows: torch.Tensor | None = None
     struct_targets: torch.Tensor | None = None
     struct_rows: torch.Tensor | None = None
+    struct_source: torch.Tensor | None = None  # rows whose conditioning the structure rows take
     grid: tuple[int, int] | None = None
     context_len: int = 0
 
@@ -95,6 +97,7 @@ class TransferState:
         self._warned_near = False
         self._last_step = -1
         self._on_device: dict = {}
+        self._chunk_uuids: list = []
         n_run = target.steps - target.start_step
         self.n_run = n_run
         self.match_from = round(settings.start_percent * n_run)
@@ -153,6 +156,12 @@ class TransferState:
             hit = (self.ref_latents.to(device=device, dtype=dtype), self.target.latents.to(device=device, dtype=dtype))
             self._on_device = {key: hit}  # keep one device copy
         return hit
+
+    def chunk_uuids(self, n: int) -> list:
+        """uuids for the extra chunks (references, structure), made once per patched model."""
+        while len(self._chunk_uuids) < n:
+            self._chunk_uuids.append(uuid.uuid4())
+        return self._chunk_uuids[:n]
 
     # ---------------------------------------------------------------- masks
     def token_masks(self, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:

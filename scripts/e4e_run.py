@@ -107,7 +107,7 @@ def _settings(args) -> dict:
     if args.sdxl:  # in-process mode; the shipped SDXL workflow carries these values itself
         settings["freeu"] = DEFAULTS["freeu_sdxl"]
     if args.flux:  # in-process mode (the shipped Flux workflow has them): Flux's schedule, no CFG, no FreeU
-        settings.update(freeu=(), scheduler=DEFAULTS["flux_scheduler"],
+        settings.update(freeu=(), scheduler=DEFAULTS["flux_scheduler"], flux_guidance=DEFAULTS["flux_guidance"],
                         steps=args.steps or DEFAULTS["flux_steps"],
                         skip_steps=args.skip_steps if args.skip_steps is not None else DEFAULTS["flux_skip_steps"],
                         inversion_cfg=args.inversion_cfg or DEFAULTS["flux_cfg"], cfg=args.cfg or DEFAULTS["flux_cfg"])

@@ -199,3 +199,20 @@ def test_bad_inputs_are_refused_by_name(flux, flux_pair, sd15):
         kit.patch(flux, flux_pair["target"], flux_pair["reference"], layers="custom", custom_layers="double.7")
     with pytest.raises(ValueError, match="model: the authors' FreeU changes a UNet decoder"):
         pack_module("nodes.authors_freeu").apply_authors_freeu(flux, 1.2, 1.4, 0.9, 0.2)
+
+
+def test_flux_stock_ksampler_advanced_path(flux, flux_pair):
+    """A ddim-inverted target: the node's start_latent in KSamplerAdvanced (no noise, from skip_steps, same steps and
+    scheduler, euler) follows the same deterministic path as the pack's own loop."""
+    import comfy.sample
+
+    node = pack_module("nodes.ddim_invert_reference").DDIMInvertReference()
+    pos, neg = flux_pair["c"]
+    inv, start = node.run(flux, pos, {"samples": flux_pair["tgt_lat"]}, STEPS, SKIP, 1.0, "ddim", "simple", 0,
+                          negative=neg)
+    stock = comfy.sample.sample(flux, torch.zeros_like(start["samples"]), STEPS, 1.0, "euler", "simple", pos, neg,
+                                start["samples"], disable_noise=True, start_step=SKIP, last_step=10000,
+                                force_full_denoise=True, seed=0, disable_pbar=True)
+    off = kit.patch(flux, inv, flux_pair["reference"], strength=0.0)
+    ours = kit.sample(off, flux_pair["c"], cfg=1.0)
+    torch.testing.assert_close(stock, ours, atol=1e-4, rtol=1e-4)

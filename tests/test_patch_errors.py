@@ -155,3 +155,22 @@ def test_other_attention_patches_see_whole_chunks(sd15, invs):
     assert seen and all(rows % len(labels) == 0 for rows, labels in seen)
     assert any(labels == [1, 0, 0] for _, labels in seen)  # uncond, cond, + the reference row as positive
     assert any(labels == [1, 0, 1] for _, labels in seen)  # + the structure row as negative
+
+
+def test_inverting_through_a_patched_model_is_refused(sd15, invs):
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    pos, neg = invs["c"]
+    with pytest.raises(ValueError, match="model: this MODEL comes from Semantic Match Patch; invert with the MODEL"):
+        pack_module("nodes.ddim_invert_reference").invert(patched, pos, neg, kit.latent(1), kit.STEPS, 3.5,
+                                                          "ddpm_edit_friendly", kit.SKIP)
+
+
+def test_a_latent_of_another_size_is_refused_by_name(sd15, invs):
+    import comfy.sample
+
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    pos, neg = invs["c"]
+    lat = torch.zeros(1, 4, kit.SIZE + 8, kit.SIZE)
+    with pytest.raises(ValueError, match="latent: the sampler's latent is 16x24 but the inversions are 16x16"):
+        comfy.sample.sample(patched, lat, invs["target"].steps, 2.0, "ddim", "ddim_uniform", pos, neg, lat,
+                            disable_noise=True, start_step=kit.SKIP, seed=0, disable_pbar=True)

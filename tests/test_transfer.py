@@ -208,6 +208,7 @@ def test_sdxl_model(sdxl, monkeypatch):
     c = tiny_models.sdxl_conds(size=kit.SIZE * 8)
     tgt = kit.latent(40)
     target, reference = kit.invert(sdxl, tgt, c, steps=8), kit.invert(sdxl, kit.latent(41), c, seed=1, steps=8)
+    assert (kit.sample(kit.patch(sdxl, target, reference, strength=0.0), c, ending="exact") - tgt).abs().max() <= 1e-4
     ev = kit.record_events(monkeypatch)
     out = kit.sample(kit.patch(sdxl, target, reference), c)
     blocks = {(b, i) for (_, b, i, _) in ev}

@@ -138,7 +138,8 @@ class ComfyClient:
         ws = websocket.WebSocket()
         scheme = "wss" if self.https else "ws"
         try:  # no proxy: the websocket goes where the HTTP requests go (http.client uses none)
-            ws.connect(f"{scheme}://{self.host}:{self.port}/ws?clientId={client_id}", timeout=self.timeout,
+            host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address in a URL
+            ws.connect(f"{scheme}://{host}:{self.port}/ws?clientId={client_id}", timeout=self.timeout,
                        http_no_proxy=[self.host])
         except ConnectionRefusedError:
             raise ServerDown(f"server {self.url} is not reachable (connection refused)") from None

@@ -162,6 +162,8 @@ def run_in_process(jobs: list[Job], args, settings: dict, size: tuple[int, int],
         pass
     pack = load_pack()
     positive = encode_prompt(clip, settings.get("prompt") or DEFAULTS["prompt"])
+    if settings.get("flux_guidance") is not None:  # as the Flux workflow's FluxGuidance node
+        positive = [[t, dict(extra, guidance=settings["flux_guidance"])] for t, extra in positive]
     negative = encode_prompt(clip, settings.get("negative") or DEFAULTS["negative"])
     s = {k: v for k, v in settings.items() if v is not None}
     out_dir.mkdir(parents=True, exist_ok=True)
