@@ -312,15 +312,16 @@ class Probe:
 
     def run(self, transfer, pos, neg) -> dict:
         unet = self.model.model.diffusion_model
-        real_match = self.hooks.match_objects
+        matcher = sys.modules[type(self.state).__module__]  # nodes.transfer_state: TransferState.match calls it
+        real_match = matcher.match_objects
         unet.forward = self._wrap_forward(unet.forward)  # an instance attribute: shadows the class's forward
-        self.hooks.match_objects = self._wrap_match(real_match)
+        matcher.match_objects = self._wrap_match(real_match)
         try:
             with contextlib.suppress(ProbeDone):
                 transfer(self.model, pos, neg, CFG)
         finally:
             del unet.forward
-            self.hooks.match_objects = real_match
+            matcher.match_objects = real_match
             self.current, self.caught = None, None
         sync(self.cuda)
         return self.summary()

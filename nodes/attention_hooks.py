@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..matching import match_objects, rearrange, token_grid
+from ..matching import rearrange, token_grid
 from .transfer_state import CallLayout, TransferState
 
 STATE_KEY = "e4e_transfer_state"
@@ -185,14 +185,10 @@ def inject_matches(state: TransferState, call: CallLayout, n: torch.Tensor, extr
     except ValueError as exc:
         raise ValueError(f"layers: block {extra['block']} has a token map the latent does not explain ({exc}); "
                          "choose other layers") from None
-    out_masks, ref_masks = state.token_masks(h, w, n.device)
     out = n.index_select(0, call.cond_rows)  # [B, N, C]
     refs = n.index_select(0, call.ref_rows)  # [R, N, C]
-    b_out = out.shape[0]
-    src = match_objects(out, refs.unsqueeze(0), out_masks.unsqueeze(0).expand(b_out, -1, -1), state.ref_ids,
-                        ref_masks.unsqueeze(0), check=False)
-    flat = refs.reshape(1, -1, refs.shape[-1]).expand(b_out, -1, -1)
-    state.correspondence.keep(src, (h, w), call.step, extra["block"])
+    src = state.match(call, out, refs, (h, w), extra["block"])
+    flat = refs.reshape(1, -1, refs.shape[-1]).expand(out.shape[0], -1, -1)
     return n.index_copy(0, call.cond_rows, rearrange(out, flat, src, strength=state.settings.strength))
 
 

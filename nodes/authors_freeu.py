@@ -15,6 +15,8 @@ and bypassing the node removes it completely.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import defaults as authors
@@ -22,13 +24,20 @@ from . import defaults as authors
 FREEU_KEY = "e4e_authors_freeu"
 
 
+@functools.lru_cache(maxsize=32)
+def _low_frequency_mask(h: int, w: int, threshold: int, scale: float, device: torch.device) -> torch.Tensor:
+    """Ones, with ``scale`` on the ``2 * threshold`` square around the centre of an fftshift-ed ``h x w`` spectrum
+    (made once per map size: the patch runs at every decoder-stage entry of every step)."""
+    mask = torch.ones((h, w), device=device)
+    cy, cx = h // 2, w // 2
+    mask[cy - threshold:cy + threshold, cx - threshold:cx + threshold] = scale  # Python slicing, as theirs
+    return mask
+
+
 def fourier_filter(x: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
     """Scale the centred low frequencies of ``x`` ``[B, C, H, W]`` by ``scale`` (FFT in float32)."""
     freq = torch.fft.fftshift(torch.fft.fftn(x.float(), dim=(-2, -1)), dim=(-2, -1))
-    h, w = freq.shape[-2:]
-    mask = torch.ones((h, w), device=x.device)
-    cy, cx = h // 2, w // 2
-    mask[cy - threshold:cy + threshold, cx - threshold:cx + threshold] = scale  # Python slicing, as theirs
+    mask = _low_frequency_mask(freq.shape[-2], freq.shape[-1], threshold, float(scale), x.device)
     freq = torch.fft.ifftshift(freq * mask, dim=(-2, -1))
     return torch.fft.ifftn(freq, dim=(-2, -1)).real.to(x.dtype)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ..matching import match_objects, rearrange
+from ..matching import rearrange
 from .transfer_state import CallLayout, TransferState
 
 
@@ -47,19 +47,13 @@ def inject_dit_matches(state: TransferState, call: CallLayout, x: torch.Tensor, 
     """In place on ``y``: each positive target token of an object takes the Q/K/V of its nearest reference token
     (cosine similarity of the pre-projection features ``x``)."""
     tokens = image_tokens(block[0], call)
-    h, w = call.grid
-    out_masks, ref_masks = state.token_masks(h, w, x.device)
     feats = x[:, tokens]
-    out = feats.index_select(0, call.cond_rows)  # [B, N, D]
-    refs = feats.index_select(0, call.ref_rows)  # [R, N, D]
-    b_out = out.shape[0]
-    src = match_objects(out, refs.unsqueeze(0), out_masks.unsqueeze(0).expand(b_out, -1, -1), state.ref_ids,
-                        ref_masks.unsqueeze(0), check=False)
+    src = state.match(call, feats.index_select(0, call.cond_rows), feats.index_select(0, call.ref_rows), call.grid,
+                      block)
     qkv = y[:, tokens, : 3 * x.shape[-1]]
-    ref_flat = qkv.index_select(0, call.ref_rows).reshape(1, -1, qkv.shape[-1]).expand(b_out, -1, -1)
+    ref_flat = qkv.index_select(0, call.ref_rows).reshape(1, -1, qkv.shape[-1]).expand(src.shape[0], -1, -1)
     qkv.index_copy_(0, call.cond_rows, rearrange(qkv.index_select(0, call.cond_rows), ref_flat, src,
                                                  strength=state.settings.strength))
-    state.correspondence.keep(src, (h, w), call.step, block)
 
 
 def inject_dit_structure(state: TransferState, call: CallLayout, x: torch.Tensor, y: torch.Tensor,

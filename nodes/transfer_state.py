@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..inversion import Inversion
-from ..matching import ObjectMasks, mask_to_tokens
+from ..matching import ObjectMasks, mask_to_tokens, match_objects
 from . import defaults as authors
 
 log = logging.getLogger("eye_for_an_eye")
@@ -162,6 +162,18 @@ class TransferState:
         while len(self._chunk_uuids) < n:
             self._chunk_uuids.append(uuid.uuid4())
         return self._chunk_uuids[:n]
+
+    # ---------------------------------------------------------------- matching
+    def match(self, call: CallLayout, out: torch.Tensor, refs: torch.Tensor, grid: tuple[int, int],
+              block: tuple[str, int]) -> torch.Tensor:
+        """``[B, N]`` flat indices into ``refs`` of the nearest reference token of each target token of an object
+        (-1: kept), for target features ``out`` ``[B, N, C]`` and reference features ``refs`` ``[R, N, C]`` on an
+        ``h x w`` token map; kept as the run's correspondence for the viewer. No host synchronisation."""
+        out_masks, ref_masks = self.token_masks(*grid, out.device)
+        src = match_objects(out, refs.unsqueeze(0), out_masks.unsqueeze(0).expand(out.shape[0], -1, -1),
+                            self.ref_ids, ref_masks.unsqueeze(0), check=False)
+        self.correspondence.keep(src, grid, call.step, block)
+        return src
 
     # ---------------------------------------------------------------- masks
     def token_masks(self, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
