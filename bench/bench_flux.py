@@ -56,8 +56,8 @@ def main():
     harness = setup(args.device)
     import comfy.sample
 
-    invert = harness.pack_module("nodes.ddim_invert_reference").invert
-    transfer = harness.pack_module("nodes.appearance_transfer_sampler").transfer
+    invert = harness.pack_module("engine.invert").invert
+    transfer = harness.pack_module("engine.transfer").transfer
     model = build_flux(args.preset, args.device)
     tokens = FLUX_PRESETS[args.preset][5]
     g = torch.Generator().manual_seed(0)
@@ -71,7 +71,7 @@ def main():
     tgt, ref = torch.randn(1, 16, n, n, generator=g), torch.randn(1, 16, n, n, generator=g)
     t_inv, r_inv = invert_pair(harness, model, pos, neg, tgt, ref, args.steps, 1.0, args.skip, "simple")
     patched = patched_model(harness, model, t_inv, r_inv, object_masks(harness, args.size))
-    start = harness.pack_module("nodes.sampler_stack").latent_out(model, t_inv.start_latent())
+    start = harness.pack_module("engine.sampling").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, 1.0, "euler", "simple", pos, neg,
@@ -83,7 +83,7 @@ def main():
         ("inversion, edit-friendly (all steps)",
          lambda: invert(model, pos, neg, tgt, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple")),
     ], args.device, args.repeats)
-    state = harness.pack_module("nodes.attention_hooks").state_of(patched)
+    state = harness.pack_module("engine.install").plan_of(patched)
     layers = ", ".join(f"{b}.{i}" for b, i in state.settings.layers)
     print(f"\nFlux transfer, preset {args.preset}, {args.size}x{args.size}, {args.steps} steps from step {args.skip}, "
           f"blocks {layers}, {machine(args.device)}\n")

@@ -11,7 +11,7 @@ heads, context 2048, adm 2816) at 1024 px (128x128 latent), in float16; ComfyUI'
 every layer gets torch's default init (tests/tiny_models.init_weights). --tiny uses tests/tiny_models'
 build_sd15() / build_sdxl() at 64 px with 8 steps (skip 2), in float32.
 
-Settings: the authors' (nodes/defaults.py): 100 ddim_uniform steps, sampling from step 32 (68 sampled
+Settings: the authors' (engine/defaults.py): 100 ddim_uniform steps, sampling from step 32 (68 sampled
 steps), edit-friendly inversion at cfg 3.5, transfer at cfg 2.5 with AdaIN and the default layers. Each
 model section first measures one UNet step and, if the authors' 100 steps would not fit its share of
 --budget, times fewer steps (50, 40, 25, 20 or 10, skip = 32 % of them; shown in the "steps" column and
@@ -22,10 +22,10 @@ Rows (ratio = wall time / wall time of the row named in "vs"):
 
 * plain sampling: ComfyUI's KSampler path, comfy.sample.sample with sampler ddpm, scheduler ddim_uniform,
   cfg 2.5, from step 32 of 100 (68 UNet calls of batch 2), starting from the target's inverted latent;
-* transfer: nodes.appearance_transfer_sampler.transfer() on the patched model (cfg 2.5, AdaIN, ending
+* transfer: engine.transfer.transfer() on the patched model (cfg 2.5, AdaIN, ending
   "authors"): the same 68 steps, with the reference / structure rows added to the batch where the method
   acts, matching at the default layers (SD1.5 output 6-11, SDXL output 0-5);
-* whole transfer (sum): two inversions + build_state/install + transfer, from the rows' medians;
+* whole transfer (sum): two inversions + make_plan/patch_model + transfer, from the rows' medians;
 * plain sampling, 100 steps: comfy.sample.sample, ddpm, from step 0 at the inversion's cfg 3.5;
 * inversion: nodes.ddim_invert_reference.invert(), edit-friendly, 100 steps, cfg 3.5 (target and
   reference runs pooled);
@@ -235,9 +235,10 @@ class Probe:
     """One transfer run with timers around the UNet forward, match_objects and the attn1 patch at matched
     UNet calls; the first ``PROBE_SYNC_CALLS`` matched calls run under the CUDA sync debug mode instead."""
 
-    def __init__(self, hooks, patched, cuda: bool):
-        self.hooks, self.cuda, self.clock = hooks, cuda, Clock(cuda)
-        self.state = hooks.state_of(patched)
+    def __init__(self, harness, patched, cuda: bool):
+        self.harness, self.cuda, self.clock = harness, cuda, Clock(cuda)
+        self.plan = harness.pack_module("engine.install").plan_of(patched)
+        self.call_of = harness.pack_module("engine.rows").call_of
         self.calls: list[dict] = []
         self.current: dict | None = None
         self.caught: list | None = None  # the warnings list while a sync-checked call runs
@@ -248,7 +249,7 @@ class Probe:
     def _wrap_patch(self, patch):
         def wrapped(n, context, value, extra):
             rec = self.current
-            if rec is None or extra.get("block") not in self.state.layers:
+            if rec is None or extra.get("block") not in self.plan.layers:
                 return patch(n, context, value, extra)
             rec["layer_calls"] += 1
             if self.caught is not None:
@@ -277,7 +278,7 @@ class Probe:
 
     def _wrap_forward(self, forward):
         def wrapped(x, *args, **kwargs):
-            call = self.state.call
+            call, _ = self.call_of(kwargs.get("transformer_options"))
             if call is None or not call.match:
                 return forward(x, *args, **kwargs)
             if len(self.calls) >= PROBE_SYNC_CALLS + PROBE_TIMED_CALLS:
@@ -312,7 +313,7 @@ class Probe:
 
     def run(self, transfer, pos, neg) -> dict:
         unet = self.model.model.diffusion_model
-        matcher = sys.modules[type(self.state).__module__]  # nodes.transfer_state: TransferState.match calls it
+        matcher = self.harness.pack_module("engine.correspondence")  # find_matches calls match_objects
         real_match = matcher.match_objects
         unet.forward = self._wrap_forward(unet.forward)  # an instance attribute: shadows the class's forward
         matcher.match_objects = self._wrap_match(real_match)
@@ -356,12 +357,11 @@ def model_section(family: str, args, cuda: bool, device: torch.device, dtype, bu
     harness = sys.modules["harness"]
     import comfy.sample
 
-    invert = harness.pack_module("nodes.ddim_invert_reference").invert
-    build_state = harness.pack_module("nodes.semantic_match_patch").build_state
-    hooks = harness.pack_module("nodes.attention_hooks")
-    install = hooks.install
-    transfer = harness.pack_module("nodes.appearance_transfer_sampler").transfer
-    latent_out = harness.pack_module("nodes.sampler_stack").latent_out
+    invert = harness.pack_module("engine.invert").invert
+    make_plan = harness.pack_module("engine.plan").make_plan
+    install = harness.pack_module("engine.install").patch_model
+    transfer = harness.pack_module("engine.transfer").transfer
+    latent_out = harness.pack_module("engine.sampling").latent_out
     ObjectMasks = harness.pack_module("matching").ObjectMasks
 
     t_section = time.perf_counter()
@@ -388,7 +388,7 @@ def model_section(family: str, args, cuda: bool, device: torch.device, dtype, bu
 
     # warm-up: the whole pipeline on a short schedule (every kernel, the allocator at this size)
     w_inv = inversions(WARMUP_STEPS, WARMUP_SKIP)
-    transfer(install(model, build_state(model, *w_inv, masks)), pos, neg, CFG)
+    transfer(install(model, make_plan(model, *w_inv, masks)), pos, neg, CFG)
     plain(WARMUP_STEPS, 0, INVERSION_CFG, tgt)
     sync(cuda)
 
@@ -411,7 +411,7 @@ def model_section(family: str, args, cuda: bool, device: torch.device, dtype, bu
         why = "tiny run" if args.tiny else ("--steps" if args.steps else f"its share of the budget, {budget:.0f} s")
         notes.append(f"{name}: {t_inv.steps} steps, sampling from step {skip} (the authors': {AUTHORS_STEPS} "
                      f"from {AUTHORS_SKIP}; {why}); the ratios are per-step ratios of the same schedule shape")
-    patch_times, _, m_on = measure(lambda: install(model, build_state(model, t_inv, r_inv, masks)), 1, cuda)
+    patch_times, _, m_on = measure(lambda: install(model, make_plan(model, t_inv, r_inv, masks)), 1, cuda)
     patch_s = patch_times[0]
     start = latent_out(model, t_inv.start_latent())
 
@@ -421,11 +421,11 @@ def model_section(family: str, args, cuda: bool, device: torch.device, dtype, bu
     tr_s = statistics.median(times)
     times, p_full, _ = measure(lambda: plain(steps, 0, INVERSION_CFG, tgt), repeats, cuda)
     full_s = statistics.median(times)
-    probe = Probe(hooks, m_on, cuda).run(transfer, pos, neg)
+    probe = Probe(harness, m_on, cuda).run(transfer, pos, neg)
 
     sec = f"{name}{' layout, tiny' if args.tiny else ''} {size} px ({n}x{n} latent), {str(dtype).replace('torch.', '')}"
     run_steps = f"{n_run} of {t_inv.steps}"
-    layers = _layer_names(hooks.state_of(m_on).settings.layers)
+    layers = _layer_names(harness.pack_module("engine.install").plan_of(m_on).settings.layers)
     rows = [
         Row(sec, f"plain sampling (comfy.sample.sample, ddpm, ddim_uniform, cfg {CFG}, from step {skip})",
             run_steps, plain_s, 1.0, vs="plain", peak=p_plain),

@@ -21,8 +21,8 @@ def main():
 
     import inversion as inv_lib
 
-    invert = harness.pack_module("nodes.ddim_invert_reference").invert
-    sampling = harness.pack_module("nodes.sampler_stack")
+    invert = harness.pack_module("engine.invert").invert
+    sampling = harness.pack_module("engine.sampling")
     model = build(args.preset, args.device)
     pos, neg = conds(args.preset)
     lat_size = args.size // 8

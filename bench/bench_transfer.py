@@ -32,7 +32,7 @@ def main():
     harness = setup(args.device)
     import comfy.sample
 
-    transfer = harness.pack_module("nodes.appearance_transfer_sampler").transfer
+    transfer = harness.pack_module("engine.transfer").transfer
     model = build(args.preset, args.device)
     pos, neg = conds(args.preset)
     n = args.size // 8
@@ -40,7 +40,7 @@ def main():
     tgt, ref = torch.randn(1, 4, n, n, generator=g), torch.randn(1, 4, n, n, generator=g)
     t_inv, r_inv = invert_pair(harness, model, pos, neg, tgt, ref, args.steps, 3.5, args.skip, "ddim_uniform")
     masks = object_masks(harness, args.size)
-    start = harness.pack_module("nodes.sampler_stack").latent_out(model, t_inv.start_latent())
+    start = harness.pack_module("engine.sampling").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, args.cfg, "ddpm", "ddim_uniform", pos,

@@ -134,16 +134,15 @@ def object_masks(harness, size: int):
 
 def invert_pair(harness, model, pos, neg, tgt, ref, steps: int, cfg: float, skip: int, scheduler: str):
     """Edit-friendly inversions of a target and a reference latent."""
-    invert = harness.pack_module("nodes.ddim_invert_reference").invert
+    invert = harness.pack_module("engine.invert").invert
     return (invert(model, pos, neg, tgt, steps, cfg, "ddpm_edit_friendly", skip, scheduler),
             invert(model, pos, neg, ref, steps, cfg, "ddpm_edit_friendly", skip, scheduler, seed=1))
 
 
 def patched_model(harness, model, target, reference, masks, strength: float = 1.0):
     """Semantic Match Patch's clone of ``model`` (default layers and window)."""
-    state = harness.pack_module("nodes.semantic_match_patch").build_state(model, target, reference, masks,
-                                                                          strength=strength)
-    return harness.pack_module("nodes.attention_hooks").install(model, state)
+    plan = harness.pack_module("engine.plan").make_plan(model, target, reference, masks, strength=strength)
+    return harness.pack_module("engine.install").patch_model(model, plan)
 
 
 def measure_rows(runs, device: str, repeats: int) -> list[tuple[str, float, int]]:

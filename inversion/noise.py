@@ -4,8 +4,11 @@ Edit-friendly inversion draws every noisy latent of the trajectory independently
 and the target) were inverted with generators seeded alike, their trajectories would carry the same noise, and
 in the early, noise-dominated steps cosine matching would pair tokens by position instead of by part. The
 authors' code draws both images' noise from one running generator, so the two are independent. Here each image
-of a batch gets a generator seeded from a hash of (seed, its latent): two different images never share noise
-whatever seeds the user sets, while the same image with the same seed gives the same noise, bit for bit.
+of a batch gets a generator seeded from a hash of (seed, its latent's exact float32 values): two different images
+never share noise whatever seeds the user sets (measured: correlation -8e-5), while the same latent with the
+same seed gives the same noise, bit for bit. The hash takes the exact values: a latent that differs in its
+last bits (another device's VAE encode, an fp16 round trip) gets other noise, as independent as any other. No
+rounding avoids that (with thousands of values some always sit next to a rounding boundary), so none is done.
 """
 
 from __future__ import annotations
@@ -14,18 +17,14 @@ import hashlib
 
 import torch
 
-# The latent is quantised before hashing, so that the last bits of a VAE encode (which may differ between devices
-# or attention kernels) do not change the noise; images that differ anywhere by more than this get other noise.
-HASH_QUANTUM = 1.0 / 256
-
 
 def image_seed(seed: int, latent: torch.Tensor) -> int:
     """A 63-bit generator seed from ``seed`` and one image latent ``[C, H, W]``."""
-    q = torch.round(latent.detach().to("cpu", torch.float64) / HASH_QUANTUM).to(torch.int64).contiguous()
+    values = latent.detach().to("cpu", torch.float32).contiguous()
     h = hashlib.sha256()
     h.update(int(seed).to_bytes(8, "little", signed=False))
-    h.update(str(tuple(q.shape)).encode())
-    h.update(q.numpy().tobytes())
+    h.update(str(tuple(values.shape)).encode())
+    h.update(values.numpy().tobytes())
     return int.from_bytes(h.digest()[:8], "little") & (2**63 - 1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import torch
@@ -20,9 +20,20 @@ class ModelFingerprint:
     model_class: str  # ComfyUI model_config class name, e.g. "SD15"
     model_id: int  # id() of the underlying comfy BaseModel (shared by clones of one loaded checkpoint)
     freeu: tuple | None = None  # the authors' FreeU settings (b1, b2, s1, s2, threshold) the model carried
+    variant: tuple = ()  # (what, label, identity) of every patch that changes the denoiser (weights, sampling, ...)
 
     def describe(self) -> str:
         return f"{self.model_class} ({self.family}, {self.prediction}-prediction)"
+
+    def differences(self, other: ModelFingerprint) -> list[str]:
+        """What ``other`` has that this one lacks and the reverse, in words (empty: the same denoiser)."""
+        if self.model_id != other.model_id or self.model_class != other.model_class:
+            return [f"another model ({self.describe()} / {other.describe()})"]
+        mine, theirs = set(self.variant), set(other.variant)
+        out = [f"{label} ({what})" for what, label, _ in sorted(mine - theirs)]
+        out += [f"{label} ({what})" for what, label, _ in sorted(theirs - mine) if (what, label) not in
+                {(w, lab) for w, lab, _ in mine}]
+        return sorted(set(out))
 
 
 @dataclass
@@ -43,7 +54,6 @@ class Inversion:
     cfg: float
     fingerprint: ModelFingerprint
     scheduler: str = "normal"
-    info: dict = field(default_factory=dict)
     flow: bool = False  # rectified flow (Flux, SD3): x = (1 - sigma) x0 + sigma noise, rectified-flow steps
 
     def __post_init__(self):

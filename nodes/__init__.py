@@ -1,10 +1,11 @@
-"""ComfyUI node classes of the pack (thin: validation, tooltips, progress)."""
+"""ComfyUI node classes of the pack (V1 API). Each module is the node's schema and one call into ``engine``."""
 
 from .appearance_transfer_sampler import AppearanceTransferSampler
 from .authors_freeu import AuthorsFreeU
 from .ddim_invert_reference import DDIMInvertReference
 from .load_masks import LoadMasks
 from .semantic_match_patch import SemanticMatchPatch
+from .types import display_name
 
 NODE_CLASS_MAPPINGS = {
     "E4ELoadMasks": LoadMasks,
@@ -15,9 +16,9 @@ NODE_CLASS_MAPPINGS = {
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "E4ELoadMasks": "Load Masks (Eye-for-an-eye)",
-    "E4EDDIMInvertReference": "DDIM Invert Reference",
-    "E4ESemanticMatchPatch": "Semantic Match Patch",
-    "E4EAppearanceTransferSampler": "Appearance Transfer Sampler",
-    "E4EAuthorsFreeU": "Authors' FreeU (Eye-for-an-eye)",
+    "E4ELoadMasks": display_name("Load Masks"),
+    "E4EDDIMInvertReference": display_name("DDIM Invert Reference"),
+    "E4ESemanticMatchPatch": display_name("Semantic Match Patch"),
+    "E4EAppearanceTransferSampler": display_name("Appearance Transfer Sampler"),
+    "E4EAuthorsFreeU": display_name("Authors' FreeU"),
 }

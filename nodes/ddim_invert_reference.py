@@ -2,118 +2,14 @@
 
 from __future__ import annotations
 
-import comfy.model_management
 import comfy.samplers
-import torch
 
-from ..inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
-from . import defaults as authors
-from .attention_hooks import STATE_KEY
-from .model_family import fingerprint
-from .sampler_stack import Progress, latent_out, run_loop, schedule
-
-INVERSION_TYPE = "E4E_INVERSION"
-
-
-ETA = 1.0  # edit-friendly DDPM inversion and sampling: the DDPM posterior (the authors' eta)
-
-
-def invert(
-    model,
-    positive,
-    negative,
-    latent: torch.Tensor,
-    steps: int,
-    cfg: float,
-    method: str,
-    skip_steps: int,
-    scheduler: str = authors.SCHEDULER,
-    refine_steps: int = 0,
-    seed: int = authors.INVERSION_SEED,
-) -> Inversion:
-    """Invert ``latent`` (VAE space, ``[B, C, H, W]``) along ``steps`` of ``scheduler``; see ``Inversion``.
-
-    Edit-friendly inversion draws each image's noise from ``seed`` and the image itself
-    (:func:`independent_noise`): the reference and the target never share noise.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method: {method!r} is not one of {METHODS}")
-    if not 0 <= skip_steps < steps:
-        raise ValueError(f"skip_steps: {skip_steps} must be lower than steps ({steps}); sampling starts at skip_steps")
-    check_latent(latent, "latent")
-    if STATE_KEY in getattr(model, "model_options", {}):
-        raise ValueError("model: this MODEL comes from Semantic Match Patch; invert with the MODEL that goes into "
-                         "the patch (the patch would act during the inversion)")
-    fp = fingerprint(model)  # refuses unsupported families before any UNet call
-    channels = model.model.latent_format.latent_channels
-    if latent.shape[1] != channels:
-        raise ValueError(f"latent: {latent.shape[1]} channels, but this {fp.family} model works on {channels}-channel "
-                         "latents; encode the image with this model's VAE (VAE Encode with the VAE that belongs to "
-                         "the checkpoint)")
-    sigmas = schedule(model, scheduler, steps)
-    n = len(sigmas) - 1
-    if skip_steps >= n:  # some schedulers give a step more or less than asked (ddim_uniform)
-        raise ValueError(f"skip_steps: {skip_steps} must be below the {n} steps that {scheduler} gives for steps={steps}")
-    noise = independent_noise(latent, n, seed) if method != "ddim" else None
-    flow = fp.prediction == "flow"
-    progress = Progress(n * (1 + refine_steps) if method == "ddim" else n, model)
-    result = {}
-
-    def loop(denoise, x, sig):
-        sig = sig.to(x.device, torch.float32)
-        if method == "ddim":
-            result["latents"] = invert_ddim(denoise, x, sig, refine_steps=refine_steps, progress=progress)
-        else:
-            result["latents"], result["residuals"] = invert_edit_friendly(denoise, x, sig, eta=ETA, noise=noise,
-                                                                          progress=progress, flow=flow)
-        return x
-
-    run_loop(model, loop, sigmas, positive, negative, cfg, latent)
-    store = comfy.model_management.intermediate_device()
-    residuals = result.get("residuals")
-    return Inversion(
-        method=method,
-        sigmas=sigmas,
-        latents=result["latents"].float().to(store),
-        residuals=None if residuals is None else residuals.to(store),
-        start_step=skip_steps,
-        eta=ETA if method != "ddim" else 0.0,
-        cfg=float(cfg),
-        fingerprint=fp,
-        scheduler=scheduler,
-        info={"refine_steps": refine_steps, "seed": seed, "positive": _cond_summary(positive),
-              "negative": _cond_summary(negative) if cfg != 1.0 else None},
-        flow=flow,
-    )
-
-
-def start_for_stock_samplers(model, inv: Inversion) -> torch.Tensor:
-    """The start latent (model space) a stock sampler must be given to begin at ``inv.start_latent()``: ComfyUI
-    hands a sampler ``noise_scaling(sigma, 0, latent)``, which is the latent itself for eps/v models and
-    ``(1 - sigma) * latent`` for rectified flow, so the flow latent is divided back first."""
-    ms = model.get_model_object("model_sampling")
-    sigma = inv.sigmas[inv.start_step].reshape(1)
-    return ms.inverse_noise_scaling(sigma, inv.start_latent().clone())
-
-
-def check_latent(latent, name: str):
-    """An image latent ``[B, C, H, W]`` with finite values, else a clear error (before any UNet call)."""
-    if not isinstance(latent, torch.Tensor) or latent.ndim != 4:
-        shape = list(latent.shape) if isinstance(latent, torch.Tensor) else type(latent).__name__
-        raise ValueError(f"{name}: expected an image latent [B, C, H, W], got {shape}")
-    if not bool(torch.isfinite(latent).all()):
-        raise ValueError(f"{name}: the latent holds NaN or infinite values; check the image and the VAE Encode "
-                         "before it (an fp16 VAE can overflow: try the VAE in fp32 or bf16)")
-
-
-def _cond_summary(cond) -> list:
-    """What conditioning an inversion was made with, without keeping its tensors: shape and a checksum each."""
-    out = []
-    for item in cond or []:
-        t = item[0]
-        if isinstance(t, torch.Tensor):
-            out.append({"shape": list(t.shape), "checksum": round(float(t.float().sum()), 4)})
-    return out
+from ..engine import defaults as authors
+from ..engine.checks import finite
+from ..engine.invert import invert, start_for_stock_samplers
+from ..engine.sampling import latent_out
+from ..inversion import METHODS
+from .types import CATEGORY, INVERSION
 
 
 class DDIMInvertReference:
@@ -126,9 +22,9 @@ class DDIMInvertReference:
         "reproduce the image exactly (strength 0, ending 'exact', the inversion's cfg and prompts); 'ddim' is deterministic and also works with "
         "a plain KSamplerAdvanced (add_noise disabled, start_at_step = skip_steps, same steps and scheduler)."
     )
-    CATEGORY = "appearance transfer/eye-for-an-eye"
+    CATEGORY = CATEGORY
     FUNCTION = "run"
-    RETURN_TYPES = (INVERSION_TYPE, "LATENT")
+    RETURN_TYPES = (INVERSION, "LATENT")
     RETURN_NAMES = ("inversion", "start_latent")
     OUTPUT_TOOLTIPS = (
         "The inverted trajectory (latents per step, noise maps, the model and schedule it was made with).",
@@ -159,6 +55,7 @@ class DDIMInvertReference:
     # skip_steps < steps is checked first thing in run(), before any UNet call.
 
     def run(self, model, positive, latent, steps, skip_steps, cfg, method, scheduler, seed, negative=None, refine_steps=0):
+        finite(cfg=cfg)
         if negative is None:
             if cfg > 1.0:
                 raise ValueError("negative: cfg > 1 needs a negative conditioning; connect one (authors: empty prompt) or set cfg to 1.0")

@@ -5,7 +5,7 @@
 
 Run it with a full ComfyUI's Python (scripts/run_tests.sh makes one: .venv-comfyui, with .comfyui/ComfyUI). The
 inputs of each node (order, widgets, defaults) come from the real node definitions: this pack's INPUT_TYPES and
-the checkout's built-in nodes. The authors' settings come from nodes/defaults.py through the runner's DEFAULTS,
+the checkout's built-in nodes. The authors' settings come from engine/defaults.py through the runner's DEFAULTS,
 so the runner and the workflows cannot drift apart. The tests check the result with ComfyUI's own prompt
 validation and the real editor (tests/test_workflows.py, tests/test_web.py).
 """

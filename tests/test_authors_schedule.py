@@ -11,21 +11,20 @@ import torch
 from harness import pack_module
 
 
-def _state():
+def _phases():
     inversion = pack_module("inversion")
-    patch = pack_module("nodes.transfer_state")
-    masks = pack_module("matching").ObjectMasks.whole_image()
+    plan = pack_module("engine.plan")
     fp = inversion.ModelFingerprint("sd1", "eps", "SD15", 0)
     inv = inversion.Inversion(method="ddpm_edit_friendly", sigmas=torch.linspace(14, 0, 101),
                               latents=torch.zeros(101, 1, 4, 8, 8), residuals=None, start_step=32, eta=1.0,
                               cfg=3.5, fingerprint=fp)
-    layers = tuple(pack_module("nodes.layers").DEFAULT_LAYERS["sd1"])
-    return patch.TransferState(inv, [inv], masks, patch.Settings(layers=layers), "sd1")
+    layers = tuple(pack_module("engine.layers").DEFAULT_LAYERS["sd1"])
+    return plan.phases_of(inv, plan.Settings(layers=layers))
 
 
 def test_structure_and_matching_steps_are_the_authors():
-    state = _state()
-    phases = {k: state.phase(32 + k) for k in range(68)}
+    steps = _phases()
+    phases = {k: steps.get(32 + k) for k in range(68)}
     assert [k for k, p in phases.items() if p == "struct"] == [11, 16, 21, 26, 31, 36]
     assert [k for k, p in phases.items() if p == "match"] == [k for k in range(12, 68) if k not in (16, 21, 26, 31, 36)]
     assert all(phases[k] is None for k in range(11))
@@ -34,10 +33,11 @@ def test_structure_and_matching_steps_are_the_authors():
 def test_adain_steps_are_the_authors():
     import inspect
 
-    transfer = pack_module("nodes.appearance_transfer_sampler")
+    transfer = pack_module("engine.transfer")
+    node = pack_module("nodes.appearance_transfer_sampler").AppearanceTransferSampler
     default = inspect.signature(transfer.transfer).parameters["adain_start_percent"].default
-    ui_default = transfer.AppearanceTransferSampler.INPUT_TYPES()["required"]["adain_start_percent"][1]["default"]
+    ui_default = node.INPUT_TYPES()["required"]["adain_start_percent"][1]["default"]
     assert default == ui_default
     n_run = 68
-    adain_from = round(default * n_run)  # after_step(j) acts when j + 1 >= adain_from
+    adain_from = pack_module("engine.plan").run_step(default, n_run)  # after_step(j) acts when j + 1 >= adain_from
     assert [j for j in range(n_run) if j + 1 >= adain_from] == list(range(49, 68))

@@ -20,7 +20,7 @@ def _latent(seed: int, size: int = 16) -> torch.Tensor:
 
 def _invert(model, lat, conds, cfg=1.0, method="ddpm_edit_friendly", seed=0):
     pos, neg = conds
-    return pack_module("nodes.ddim_invert_reference").invert(model, pos, neg, lat, STEPS, cfg, method, SKIP,
+    return pack_module("engine.invert").invert(model, pos, neg, lat, STEPS, cfg, method, SKIP,
                                                              scheduler="simple", seed=seed)
 
 
@@ -37,23 +37,30 @@ def flux_pair(flux):
 
 
 def record_dit_events(monkeypatch) -> dict:
-    """``(step, block, kind) -> count`` of the DiT injections (spying on the two functions of dit_hooks)."""
-    hooks = pack_module("nodes.dit_hooks")
+    """``(step, block, kind) -> count`` of the DiT injections (spying on the two functions of engine.dit)."""
+    dit = pack_module("engine.dit")
     events: dict = {}
-    for kind, name in (("match", "inject_dit_matches"), ("struct", "inject_dit_structure")):
-        real = getattr(hooks, name)
+    real_match, real_struct = dit.inject_matches, dit.inject_structure
 
-        def spy(state, call, x, y, block, _real=real, _kind=kind):
-            events[(call.step, block, _kind)] = events.get((call.step, block, _kind), 0) + 1
-            return _real(state, call, x, y, block)
+    def count(step, block, kind):
+        events[(step, block, kind)] = events.get((step, block, kind), 0) + 1
 
-        monkeypatch.setattr(hooks, name, spy)
+    def match_spy(plan, run, call, x, y, block):
+        count(call.step, block, "match")
+        return real_match(plan, run, call, x, y, block)
+
+    def struct_spy(call, x, y, block):
+        count(call.step, block, "struct")
+        return real_struct(call, x, y, block)
+
+    monkeypatch.setattr(dit, "inject_matches", match_spy)
+    monkeypatch.setattr(dit, "inject_structure", struct_spy)
     return events
 
 
 def test_flux_is_recognised_with_its_blocks(flux):
-    family = pack_module("nodes.model_family")
-    layers = pack_module("nodes.layers")
+    family = pack_module("engine.family")
+    layers = pack_module("engine.layers")
     assert family.model_family(flux) == "flux" and family.prediction_type(flux) == "flow"
     blocks = family.attention_blocks(flux)
     assert blocks == {("double", i) for i in range(3)} | {("single", i) for i in range(4)}
@@ -79,7 +86,7 @@ def test_flux_matches_at_exactly_the_chosen_blocks_and_steps(flux, flux_pair, mo
     patched = kit.patch(flux, flux_pair["target"], flux_pair["reference"], layers="custom",
                         custom_layers="double.1, single.2")
     out = kit.sample(patched, flux_pair["c"], cfg=1.0)
-    state = pack_module("nodes.attention_hooks").state_of(patched)
+    state = kit.plan(patched)
     steps = state.target.steps
     match = {g for g in range(SKIP, steps) if state.phase(g) == "match"}
     struct = {g for g in range(SKIP, steps) if state.phase(g) == "struct"}
@@ -105,9 +112,9 @@ def test_flux_with_cfg_and_masks(flux, flux_pair):
     left, right = kit.half_masks(128)
     m = kit.masks(left, left)
     patched = kit.patch(flux, flux_pair["target"], flux_pair["reference"], masks=m)
-    out = kit.sample(patched, flux_pair["c"], cfg=2.0)
+    out, run = kit.sample_run(patched, flux_pair["c"], cfg=2.0)
     assert torch.isfinite(out).all()
-    corr = pack_module("nodes.attention_hooks").state_of(patched).correspondence
+    corr = run.correspondence
     h, w = corr.grid
     assert (h, w) == (8, 8)
     src = corr.src[0].view(h, w)
@@ -133,31 +140,40 @@ def test_the_input_model_is_never_touched(flux, flux_pair):
 
 def test_dit_injection_leaves_text_tokens_and_the_mlp_alone():
     """Unit check of the Q/K/V rewrite in a Flux single block: [text | image] tokens, [q k v | mlp] outputs."""
-    hooks = pack_module("nodes.dit_hooks")
-    state_mod = pack_module("nodes.transfer_state")
+    from types import MappingProxyType
+
+    dit = pack_module("engine.dit")
+    plan_mod = pack_module("engine.plan")
+    rows = pack_module("engine.rows")
     inversion = pack_module("inversion")
     matching = pack_module("matching")
     fp = inversion.ModelFingerprint("flux", "flow", "Flux", 0)
     inv = inversion.Inversion(method="ddim", sigmas=torch.linspace(1, 0, 5), latents=torch.zeros(5, 1, 16, 4, 4),
                               residuals=None, start_step=0, eta=0.0, cfg=1.0, fingerprint=fp, flow=True)
-    state = state_mod.TransferState(inv, [inv], matching.ObjectMasks.whole_image(),
-                                    state_mod.Settings(layers=(("single", 0),)), "flux", patch_size=2)
+    whole = matching.ObjectMasks.whole_image()
+    tokens = (matching.mask_to_tokens(whole.target, 2, 2), matching.mask_to_tokens(whole.reference, 2, 2))
+    plan = plan_mod.TransferPlan(
+        target=inv, references=(inv,), masks=whole, ref_ids=(0,), settings=plan_mod.Settings(layers=(("single", 0),)),
+        family="flux", fingerprint=fp, token_maps=MappingProxyType({("single", 0): (2, 2)}),
+        phases=MappingProxyType({}), tensors=plan_mod.PlanTensors(inv.latents, inv.latents, {(2, 2): tokens}),
+        patch_size=2)
+    run = pack_module("engine.run").TransferRun(plan)
     d, txt, n = 8, 3, 4  # hidden 8, 3 text tokens, a 2x2 token grid
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, txt + n, d, generator=g)  # rows: out, reference, structure
     y = torch.randn(3, txt + n, 3 * d + 16, generator=g)  # q, k, v and a 16-wide MLP part
-    call = state_mod.CallLayout(step=2, match=True, struct=False, cond_rows=torch.tensor([0]),
+    call = rows.CallLayout(step=2, match=True, struct=False, cond_rows=torch.tensor([0]),
                                 ref_rows=torch.tensor([1]), grid=(2, 2), context_len=txt)
     new = y.clone()
-    hooks.inject_dit_matches(state, call, x, new, ("single", 0))
+    dit.inject_matches(plan, run, call, x, new, ("single", 0))
     assert torch.equal(new[:, :txt], y[:, :txt]) and torch.equal(new[:, :, 3 * d:], y[:, :, 3 * d:])
     assert torch.equal(new[1:], y[1:])  # the reference row is read, never written
     src = matching.match_tokens(x[0, txt:], x[1, txt:])
     assert torch.equal(new[0, txt:, : 3 * d], y[1, txt:, : 3 * d][src])
-    struct = state_mod.CallLayout(step=2, match=False, struct=True, struct_targets=torch.tensor([0, 1]),
+    struct = rows.CallLayout(step=2, match=False, struct=True, struct_targets=torch.tensor([0, 1]),
                                   struct_rows=torch.tensor([2, 2]), grid=(2, 2), context_len=txt)
     new = y.clone()
-    hooks.inject_dit_structure(state, struct, x, new, ("single", 0))
+    dit.inject_structure(struct, x, new, ("single", 0))
     assert torch.equal(new[:2, txt:, : 2 * d], y[2:, txt:, : 2 * d].expand(2, -1, -1))  # queries and keys: target's
     assert torch.equal(new[:, :, 2 * d:], y[:, :, 2 * d:]) and torch.equal(new[:, :txt], y[:, :txt])  # values kept
 
@@ -168,7 +184,7 @@ def test_flux_schnell_and_ddim_inversion():
     tgt = _latent(3)
     target = _invert(schnell, tgt, c, method="ddim")
     reference = _invert(schnell, _latent(4), c)
-    assert pack_module("nodes.model_family").model_family(schnell) == "flux"
+    assert pack_module("engine.family").model_family(schnell) == "flux"
     out = kit.sample(kit.patch(schnell, target, reference), c, cfg=1.0)
     assert torch.isfinite(out).all()
 
@@ -178,18 +194,18 @@ def test_sd3_joint_blocks():
     c = tiny_models.sd3_conds()
     tgt = _latent(5)
     target, reference = _invert(sd3, tgt, c, cfg=2.0), _invert(sd3, _latent(6), c, cfg=2.0)
-    assert pack_module("nodes.model_family").model_family(sd3) == "sd3"
+    assert pack_module("engine.family").model_family(sd3) == "sd3"
     off = kit.sample(kit.patch(sd3, target, reference, strength=0.0), c, cfg=2.0, ending="exact")
     assert (off - tgt).abs().max() <= 1e-4
     patched = kit.patch(sd3, target, reference)
-    assert pack_module("nodes.attention_hooks").state_of(patched).settings.layers == (("double", 2), ("double", 3))
+    assert kit.plan(patched).settings.layers == (("double", 2), ("double", 3))
     out = kit.sample(patched, c, cfg=2.0)
     assert torch.isfinite(out).all() and (out - tgt).abs().mean() > 1e-3
 
 
 def test_bad_inputs_are_refused_by_name(flux, flux_pair, sd15):
     pos, neg = flux_pair["c"]
-    invert = pack_module("nodes.ddim_invert_reference").invert
+    invert = pack_module("engine.invert").invert
     with pytest.raises(ValueError, match="latent: 4 channels, but this flux model works on 16-channel latents"):
         invert(flux, pos, neg, torch.randn(1, 4, 16, 16), STEPS, 1.0, "ddpm_edit_friendly", SKIP)
     unet_inv = kit.invert(sd15, kit.latent(1), kit.conds())
@@ -198,7 +214,7 @@ def test_bad_inputs_are_refused_by_name(flux, flux_pair, sd15):
     with pytest.raises(ValueError, match="layers: double.7 has no self-attention in this flux model.*double.0-2"):
         kit.patch(flux, flux_pair["target"], flux_pair["reference"], layers="custom", custom_layers="double.7")
     with pytest.raises(ValueError, match="model: the authors' FreeU changes a UNet decoder"):
-        pack_module("nodes.authors_freeu").apply_authors_freeu(flux, 1.2, 1.4, 0.9, 0.2)
+        pack_module("engine.freeu").apply_authors_freeu(flux, 1.2, 1.4, 0.9, 0.2)
 
 
 def test_flux_stock_ksampler_advanced_path(flux, flux_pair):

@@ -1,8 +1,8 @@
 """End to end: a real ComfyUI server (``main.py --cpu``) with this pack in custom_nodes, driven by the
 headless runner over HTTP and the websocket, on a random-weight checkpoint with SD1.5's real shapes.
 
-Needs a full ComfyUI checkout (COMFYUI_PATH) and a Python with its requirements and without notcomfy
-(E4E_COMFY_PYTHON, default: this Python), and ~2.2 GB of disk for the checkpoint (cached in the temp
+Needs a full ComfyUI checkout (COMFYUI_PATH) and a Python with its requirements (E4E_COMFY_PYTHON, default:
+this Python), and ~2.2 GB of disk for the checkpoint (cached in the temp
 folder between runs, never in the repository). Run it as
 
     COMFYUI_PATH=/path/to/ComfyUI E4E_COMFY_PYTHON=/venv/bin/python /venv/bin/python -m pytest tests/test_e2e_server.py
@@ -21,7 +21,7 @@ import harness
 import pytest
 from PIL import Image
 
-pytestmark = [pytest.mark.e2e, pytest.mark.full_host]
+pytestmark = [pytest.mark.server]
 
 SIZE, STEPS, SKIP = 64, 4, 1
 CACHE = Path(tempfile.gettempdir()) / "e4e_e2e_random_sd15_fp16.safetensors"

@@ -56,8 +56,9 @@ def test_noise_is_standard_normal_and_keyed_by_content():
     assert abs(float(n.mean())) < 0.01 and abs(float(n.std()) - 1) < 0.01
     assert torch.equal(n, inversion.independent_noise(x.clone(), 50, seed=0))
     nudged = x.clone()
-    nudged[0, 0, 0, 0] += 1e-6  # below the hashing quantum: the same image
-    assert torch.equal(inversion.independent_noise(nudged, 50, seed=0), n)
+    nudged[0, 0, 0, 0] += 1e-6  # the exact values are hashed (no rounding): other noise, as independent as any
+    other = inversion.independent_noise(nudged, 50, seed=0)
+    assert not torch.equal(other[:, 0], n[:, 0]) and abs(_corr(other[:, :1], n[:, :1])) < 0.05
     edited = x.clone()
     edited[0, 0, 0, 0] += 0.1
     assert not torch.equal(inversion.independent_noise(edited, 50, seed=0)[:, 0], n[:, 0])

@@ -26,9 +26,11 @@ def _attn_layout(model, conds, size=32, steps=1, cfg=2.0):
 
 def test_host_is_real_comfy(host):
     import comfy.model_patcher
+    import comfy.patcher_extension
 
     assert hasattr(comfy.model_patcher.ModelPatcher, "set_model_attn1_patch")
-    assert host.kind in ("checkout", "notcomfy")
+    assert hasattr(comfy.model_patcher.ModelPatcher, "add_wrapper_with_key")
+    assert (host.path / "main.py").is_file() and comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 
 
 def test_sd15_layout(sd15, conds):

@@ -352,14 +352,13 @@ class FakeComfy:
 
 
 def _check_filled(prompt, shipped_name, allowed, request):
-    """The runner kept the shipped graph and changed only ``allowed`` (title, input) values; with a full ComfyUI
-    as host, ComfyUI's own validation takes the prompt too."""
+    """The runner kept the shipped graph and changed only ``allowed`` (title, input) values; ComfyUI's own
+    validation takes the prompt too."""
     T = run.TITLES
     changed = es.changed_inputs(es.load(shipped_name, "api"), prompt)
     assert changed <= {(T[key], name) for key, name in allowed}, changed
-    if request.getfixturevalue("host").full:
-        valid, node_errors, error = request.getfixturevalue("real_comfy").validate(prompt)
-        assert valid, (error, node_errors)
+    valid, node_errors, error = request.getfixturevalue("real_comfy").validate(prompt)
+    assert valid, (error, node_errors)
 
 
 FILES = [("reference_image", "image"), ("target_image", "image"), ("reference_mask", "image"),

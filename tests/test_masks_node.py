@@ -14,10 +14,12 @@ def node():
 
 
 @pytest.fixture()
-def files_anywhere(monkeypatch):
-    """Read mask files from any path, as outside a running ComfyUI (with a full checkout as the test host,
-    folder_paths exists and would confine reads to its input folder)."""
-    monkeypatch.setattr(pack_module("nodes.mask_files"), "folder_paths_module", lambda: None)
+def input_dir(tmp_path, monkeypatch):
+    """ComfyUI's input folder, here a fresh one for the test (mask files are read from there only)."""
+    import folder_paths
+
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path))
+    return tmp_path
 
 
 def test_whole_image_by_default():
@@ -42,15 +44,14 @@ def test_auto_reference_of_object():
     assert masks.resolve_ref_ids(2) == (0, 1) and masks.resolve_ref_ids(1) == (0, 0)
 
 
-def test_files_alpha_and_luminance(tmp_path, files_anywhere):
+def test_files_alpha_and_luminance(input_dir):
     rgba = np.zeros((16, 24, 4), np.uint8)
     rgba[:, :12, 3] = 255
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    Image.fromarray(rgba, "RGBA").save(input_dir / "t.png")
     grey = np.zeros((16, 24), np.uint8)
     grey[:, 12:] = 200
-    Image.fromarray(grey, "L").save(tmp_path / "r.png")
-    masks = node().load("", False, target_mask_file=str(tmp_path / "t.png"),
-                        reference_mask_file=str(tmp_path / "r.png"))["result"][0]
+    Image.fromarray(grey, "L").save(input_dir / "r.png")
+    masks = node().load("", False, target_mask_file="t.png", reference_mask_file="r.png")["result"][0]
     assert float(masks.target[0, :, :12].min()) == 1.0 and float(masks.target[0, :, 12:].max()) == 0.0
     assert abs(float(masks.reference[0, 0, 20]) - 200 / 255) < 1e-6
 
@@ -70,7 +71,7 @@ def test_invert_flips_masks():
      "target_mask: masks are 8x8 but target_image is 16x16"),
     (dict(target_mask_file="does-not-exist.png", reference_mask=torch.ones(8, 8)), "target_mask_file: file"),
 ])
-def test_bad_masks_are_named(kwargs, message):
+def test_bad_masks_are_named(kwargs, message, input_dir):
     with pytest.raises(ValueError, match=message):
         node().load("", False, **kwargs)
 
@@ -82,11 +83,10 @@ def test_bad_reference_of_object():
         node().load("1,1,1", False, target_mask=torch.ones(8, 8), reference_mask=torch.ones(8, 8))
 
 
-def test_unreadable_file(tmp_path, files_anywhere):
-    bad = tmp_path / "bad.png"
-    bad.write_text("not an image")
-    with pytest.raises(ValueError, match="target_mask_file: cannot read 'bad.png'|target_mask_file: cannot read"):
-        node().load("", False, target_mask_file=str(bad), reference_mask=torch.ones(8, 8))
+def test_unreadable_file(input_dir):
+    (input_dir / "bad.png").write_text("not an image")
+    with pytest.raises(ValueError, match="target_mask_file: cannot read 'bad.png'"):
+        node().load("", False, target_mask_file="bad.png", reference_mask=torch.ones(8, 8))
 
 
 def test_node_registration(pack):
@@ -118,20 +118,20 @@ def test_resize_like_image_scale():
     assert masks.target.shape == (1, 64, 64)
 
 
-def test_mask_files_of_different_sizes(tmp_path, files_anywhere):
+def test_mask_files_of_different_sizes(input_dir):
     for name, size in (("a.png", (32, 16)), ("b.png", (64, 64))):
-        Image.fromarray(np.full((size[1], size[0]), 255, np.uint8)).save(tmp_path / name)
-    masks = node().load("", False, target_mask_file=f"{tmp_path / 'a.png'}, {tmp_path / 'b.png'}",
+        Image.fromarray(np.full((size[1], size[0]), 255, np.uint8)).save(input_dir / name)
+    masks = node().load("", False, target_mask_file="a.png, b.png",
                         reference_mask=torch.ones(2, 8, 8))["result"][0]
     assert masks.target.shape == (2, 16, 32)
 
 
-def test_opaque_rgba_mask_uses_brightness(tmp_path, files_anywhere):
+def test_opaque_rgba_mask_uses_brightness(input_dir):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 3] = 255  # fully opaque: painted black/white mask
     rgba[:, 4:, :3] = 255
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "m.png")
-    masks = node().load("", False, target_mask_file=str(tmp_path / "m.png"), reference_mask=torch.ones(8, 8))["result"][0]
+    Image.fromarray(rgba, "RGBA").save(input_dir / "m.png")
+    masks = node().load("", False, target_mask_file="m.png", reference_mask=torch.ones(8, 8))["result"][0]
     assert float(masks.target[0, :, :4].max()) == 0.0 and float(masks.target[0, :, 4:].min()) == 1.0
 
 
@@ -142,14 +142,13 @@ def test_short_reference_of_object_is_named_before_image_checks():
 
 
 def test_inside_comfyui_only_the_input_folder_is_read(tmp_path, monkeypatch):
-    import types
+    import folder_paths
 
-    files = pack_module("nodes.mask_files")
+    files = pack_module("engine.mask_files")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "ok.png").write_bytes(b"x")
     (tmp_path / "secret.png").write_bytes(b"x")
-    fake = types.SimpleNamespace(get_input_directory=lambda: str(tmp_path / "in"))
-    monkeypatch.setattr(files, "folder_paths_module", lambda: fake)
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "in"))
     assert files.resolve_input("ok.png", "target_mask_file").endswith("ok.png")
     for bad in ("../secret.png", str(tmp_path / "secret.png")):
         with pytest.raises(ValueError, match="target_mask_file: .* is outside ComfyUI's input folder"):

@@ -25,7 +25,7 @@ def test_other_family_is_refused_by_name():
 
     import comfy.supported_models
 
-    family = pack_module("nodes.model_family")
+    family = pack_module("engine.family")
     aura_config = comfy.supported_models.AuraFlow({"cond_seq_dim": 2048})
     fake = types.SimpleNamespace(model=types.SimpleNamespace(model_config=aura_config, diffusion_model=None))
     with pytest.raises(ValueError, match="model: this is a AuraFlow model.*SD1.x, SD2.x.*SDXL, Flux.1.*SD3"):
@@ -33,8 +33,8 @@ def test_other_family_is_refused_by_name():
 
 
 def test_family_and_prediction(sd15, sd15_v, sdxl):
-    family = pack_module("nodes.model_family")
-    layers = pack_module("nodes.layers")
+    family = pack_module("engine.family")
+    layers = pack_module("engine.layers")
     assert family.model_family(sd15) == "sd1" and family.prediction_type(sd15) == "eps"
     assert family.model_family(sd15_v) == "sd2" and family.prediction_type(sd15_v) == "v"
     assert family.model_family(sdxl) == "sdxl"
@@ -86,7 +86,7 @@ def test_settings_out_of_range(sd15, invs):
 def test_sampler_needs_a_patched_model(sd15, invs):
     pos, neg = invs["c"]
     with pytest.raises(ValueError, match="model: this MODEL is not patched"):
-        pack_module("nodes.appearance_transfer_sampler").transfer(sd15, pos, neg, 2.5)
+        pack_module("engine.transfer").transfer(sd15, pos, neg, 2.5)
 
 
 def test_far_sampler_schedule_is_refused_with_the_steps_to_set(sd15, invs):
@@ -101,7 +101,7 @@ def test_far_sampler_schedule_is_refused_with_the_steps_to_set(sd15, invs):
 
 def test_near_schedule_warns_once(sd15, invs, caplog):
     patched = kit.patch(sd15, invs["target"], invs["reference"])
-    state = pack_module("nodes.attention_hooks").state_of(patched)
+    state = pack_module("engine.run").TransferRun(kit.plan(patched))  # the warning is said once per run
     sigmas = invs["target"].sigmas
     with caplog.at_level("WARNING"):
         assert state.step_of_sigma(float(sigmas[1]) * 1.001) == 1  # the same step: silent
@@ -115,9 +115,8 @@ def test_patching_leaves_the_input_model_alone(sd15, invs):
     patched = kit.patch(sd15, invs["target"], invs["reference"])
     assert patched is not sd15 and patched.model is sd15.model
     assert repr(sd15.model_options) == options
-    clone = patched.clone()  # ComfyUI clones models all the time: the state is shared, not copied
-    state = pack_module("nodes.attention_hooks").state_of
-    assert state(clone) is state(patched)
+    clone = patched.clone()  # ComfyUI clones models all the time: the plan is shared, not copied
+    assert kit.plan(clone) is kit.plan(patched)
 
 
 def test_patching_twice_is_refused(sd15, invs):
@@ -136,7 +135,7 @@ def test_layers_without_attention_are_refused(sd15, invs):
 def test_inpainting_models_are_refused():
     import tiny_models
 
-    family = pack_module("nodes.model_family")
+    family = pack_module("engine.family")
     with pytest.raises(ValueError, match="model: this SD15 model takes 9 input channels"):
         family.model_family(tiny_models.build_sd15(in_channels=9))
 
@@ -161,7 +160,7 @@ def test_inverting_through_a_patched_model_is_refused(sd15, invs):
     patched = kit.patch(sd15, invs["target"], invs["reference"])
     pos, neg = invs["c"]
     with pytest.raises(ValueError, match="model: this MODEL comes from Semantic Match Patch; invert with the MODEL"):
-        pack_module("nodes.ddim_invert_reference").invert(patched, pos, neg, kit.latent(1), kit.STEPS, 3.5,
+        pack_module("engine.invert").invert(patched, pos, neg, kit.latent(1), kit.STEPS, 3.5,
                                                           "ddpm_edit_friendly", kit.SKIP)
 
 

@@ -59,7 +59,7 @@ def test_matching_at_exactly_the_configured_layers_and_steps(sd15, pair, monkeyp
     ev = kit.record_events(monkeypatch)
     patched = kit.patch(sd15, pair["target"], pair["reference"])
     kit.sample(patched, pair["c"])
-    state = pack_module("nodes.attention_hooks").state_of(patched)
+    state = kit.plan(patched)
     steps = state.target.steps  # ddim_uniform may give a step more than asked (1000 // 12 spacing)
     match, struct = _expected_phases(state, steps, kit.SKIP)
     # authors' rule at ~10 run steps: matching from run step 2 (round(0.15 * n)), structure at run step 2 only
@@ -76,7 +76,8 @@ def test_custom_layers_and_window(sd15, pair, monkeypatch):
                         start_percent=0.5, end_percent=0.8, structure_every=0)
     kit.sample(patched, pair["c"])
     assert {b for (_, b, _, _) in ev} == {("output", 3), ("output", 9), ("output", 10)}
-    n_run = pack_module("nodes.attention_hooks").state_of(patched).n_run
+    target = kit.plan(patched).target
+    n_run = target.steps - target.start_step
     assert {s for (s, *_) in ev} == set(range(kit.SKIP + round(0.5 * n_run), kit.SKIP + round(0.8 * n_run)))
     assert {k for (*_, k) in ev} == {"match"}
 
@@ -113,14 +114,14 @@ def test_separate_cond_and_uncond_calls_give_the_same_result(sd15, pair, monkeyp
     patched = kit.patch(sd15, pair["target"], pair["reference"])
     together = kit.sample(patched, pair["c"])
     calls = []
-    hooks = pack_module("nodes.attention_hooks")
-    orig = hooks.with_extra_rows
+    rows = pack_module("engine.rows")
+    orig = rows.on_model_call
 
-    def spy(state, apply_model, cond_or_uncond):
-        calls.append(list(cond_or_uncond))
-        return orig(state, apply_model, cond_or_uncond)
+    def spy(plan, apply_model, x, t, **c):
+        calls.append(list(c["transformer_options"]["cond_or_uncond"]))
+        return orig(plan, apply_model, x, t, **c)
 
-    monkeypatch.setattr(hooks, "with_extra_rows", spy)
+    monkeypatch.setattr(rows, "on_model_call", spy)
     ev = kit.record_events(monkeypatch)
     # "no free memory" as seen by the sampler's batching only: ComfyUI then runs cond and uncond apart
     import types
@@ -145,8 +146,7 @@ def test_two_objects_from_two_references_never_cross(sd15, pair):
     top[: top.shape[0] // 2] = 1
     m = kit.masks(torch.stack([left, right]), torch.stack([top, 1 - top]), "1,2")
     patched = kit.patch(sd15, pair["target"], pair["reference"], masks=m, extra_refs=[ref2])
-    kit.sample(patched, c)
-    corr = pack_module("nodes.attention_hooks").state_of(patched).correspondence
+    corr = kit.sample_run(patched, c)[1].correspondence
     h, w = corr.grid
     src = corr.src[0].view(h, w)
     n = h * w
@@ -165,9 +165,8 @@ def test_batch_of_two_targets(sd15, pair):
     patched = kit.patch(sd15, target, pair["reference"], strength=0.0)
     assert (kit.sample(patched, c, ending="exact") - lat).abs().max() <= 1e-4
     patched = kit.patch(sd15, target, pair["reference"])
-    out = kit.sample(patched, c)
-    state = pack_module("nodes.attention_hooks").state_of(patched)
-    assert out.shape == lat.shape and state.correspondence.src.shape[0] == 2
+    out, run = kit.sample_run(patched, c)
+    assert out.shape == lat.shape and run.correspondence.src.shape[0] == 2
 
 
 def test_standard_ksampler_advanced_path(sd15, monkeypatch):
@@ -231,15 +230,15 @@ def test_bf16_model_keeps_its_dtype(sd15, pair, monkeypatch):
     target, reference = kit.invert(model, pair["tgt_lat"], c), kit.invert(model, pair["ref_lat"], c, seed=1)
     patched = kit.patch(model, target, reference)
     seen = []
-    hooks = pack_module("nodes.attention_hooks")
-    orig = hooks.attn1_patch
+    unet = pack_module("engine.unet")
+    orig = unet.Attn1Patch.__call__
 
-    def spy(state, n, ctx, val, extra):
-        out = orig(state, n, ctx, val, extra)
+    def spy(self, n, ctx, val, extra):
+        out = orig(self, n, ctx, val, extra)
         seen.append((n.dtype, out[0].dtype))
         return out
 
-    monkeypatch.setattr(hooks, "attn1_patch", spy)
+    monkeypatch.setattr(unet.Attn1Patch, "__call__", spy)
     ev = kit.record_events(monkeypatch)
     out = kit.sample(patched, c)
     assert torch.isfinite(out).all()
@@ -247,7 +246,7 @@ def test_bf16_model_keeps_its_dtype(sd15, pair, monkeypatch):
     assert any(k == "match" for (*_, k) in ev)
 
 
-def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair):
+def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair, monkeypatch):
     import base64
 
     import numpy as np
@@ -255,13 +254,17 @@ def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair):
     patched = kit.patch(sd15, pair["target"], pair["reference"])
     node = pack_module("nodes.appearance_transfer_sampler").AppearanceTransferSampler()
     pos, neg = pair["c"]
+    runs = []
+    node_module = pack_module("nodes.appearance_transfer_sampler")
+    real = node_module.transfer
+    monkeypatch.setattr(node_module, "transfer", lambda *a, **k: runs.append(real(*a, **k)) or runs[-1])
     out = node.sample(patched, pos, neg, 3.5, True, 0.73)
     latent, picture = out["result"]
     assert latent["samples"].shape == pair["tgt_lat"].shape
     size = kit.SIZE * 8
     assert picture.shape == (1, size, 2 * size, 3) and 0 <= float(picture.min()) and float(picture.max()) <= 1
     entry = out["ui"]["e4e_correspondence"][0]
-    corr = pack_module("nodes.attention_hooks").state_of(patched).correspondence
+    corr = runs[0][1].correspondence
     src = np.frombuffer(base64.b64decode(entry["src"]), dtype="<i4")
     assert entry["grid"] == list(corr.grid) and entry["n_refs"] == 1
     assert np.array_equal(src, corr.src[0].numpy())
@@ -269,11 +272,8 @@ def test_sampler_node_outputs_latent_picture_and_viewer_data(sd15, pair):
 
 
 def test_a_later_unet_wrapper_from_another_pack(sd15, pair, monkeypatch):
-    """On ComfyUI with keyed wrappers (comfy.patcher_extension) the patch keeps acting when another node later sets
-    the single model_function_wrapper slot; on the 2024 core that slot is all there is, and the later wrapper
-    replaces ours (README limits)."""
-    import importlib.util
-
+    """The patch's keyed wrappers (comfy.patcher_extension) keep acting when another node later sets the single
+    model_function_wrapper slot."""
     ev = kit.record_events(monkeypatch)
     patched = kit.patch(sd15, pair["target"], pair["reference"]).clone()
     seen = []
@@ -285,5 +285,4 @@ def test_a_later_unet_wrapper_from_another_pack(sd15, pair, monkeypatch):
     patched.set_model_unet_function_wrapper(other)
     kit.sample(patched, pair["c"])
     assert seen
-    keyed = importlib.util.find_spec("comfy.patcher_extension") is not None
-    assert bool(ev) == keyed
+    assert ev

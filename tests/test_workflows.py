@@ -42,14 +42,14 @@ def test_thumbnail(name):
     assert 200 <= img.width <= 1024 and 100 <= img.height <= 1024
 
 
-@pytest.mark.full_host
+@pytest.mark.server
 @pytest.mark.parametrize("name", NAMES)
 def test_comfyui_validates_the_api_workflow(name, real_comfy):
     valid, node_errors, error = real_comfy.validate(es.load(name, "api"))
     assert valid and not node_errors, (error, node_errors)
 
 
-@pytest.mark.full_host
+@pytest.mark.server
 def test_comfyui_validation_catches_broken_workflows(real_comfy):
     """The check can fail: a bad range, a bad choice, a link into the wrong type, a dangling link."""
     prompt = es.load("sd15_masks", "api")
@@ -172,7 +172,7 @@ def test_flux_workflow_uses_the_usual_loaders():
     assert inv["scheduler"] == "simple" and inv["method"] == "ddpm_edit_friendly"
 
 
-@pytest.mark.full_host
+@pytest.mark.server
 def test_generated_files_are_up_to_date():
     """workflows/ is what scripts/make_workflows.py writes now from the real node definitions."""
     path = es.REPO / "scripts" / "make_workflows.py"

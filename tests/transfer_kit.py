@@ -28,8 +28,8 @@ def half_masks(size: int = SIZE * 8):
 def invert(model, lat, conds, method="ddpm_edit_friendly", cfg=3.5, seed=0, steps=STEPS, skip=SKIP,
            scheduler="ddim_uniform"):
     pos, neg = conds
-    return pack_module("nodes.ddim_invert_reference").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
-                                              skip_steps=skip, scheduler=scheduler, seed=seed)
+    return pack_module("engine.invert").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
+                                               skip_steps=skip, scheduler=scheduler, seed=seed)
 
 
 def patch(model, target, reference, masks=None, extra_refs=(), **settings):
@@ -42,9 +42,19 @@ def patch(model, target, reference, masks=None, extra_refs=(), **settings):
     return out["result"][0]
 
 
-def sample(patched, conds, cfg=3.5, adain=True, adain_start=0.72, ending="authors"):
+def sample_run(patched, conds, cfg=3.5, adain=True, adain_start=0.72, ending="authors"):
+    """``(output latent, the sampling run)``: the run holds what the run matched (its correspondence)."""
     pos, neg = conds
-    return pack_module("nodes.appearance_transfer_sampler").transfer(patched, pos, neg, cfg, adain, adain_start, ending)
+    return pack_module("engine.transfer").transfer(patched, pos, neg, cfg, adain, adain_start, ending)
+
+
+def sample(patched, conds, **kw):
+    return sample_run(patched, conds, **kw)[0]
+
+
+def plan(patched):
+    """The transfer plan a patched MODEL carries."""
+    return pack_module("engine.install").plan_of(patched)
 
 
 def masks(target, reference, ref_ids=""):
@@ -57,17 +67,32 @@ def conds(seed=0):
 
 
 def record_events(monkeypatch) -> dict:
-    """``(step, block, block_index, kind) -> count`` of the injections the hooks make ("match" or "struct"),
-    seen by spying on the two injection functions of ``nodes.attention_hooks``."""
-    hooks = pack_module("nodes.attention_hooks")
+    """``(step, block, block_index, kind) -> count`` of the injections the UNet hooks make ("match" or
+    "struct"), seen by spying on the attn1 patch and its two injection functions (``engine.unet``)."""
+    unet = pack_module("engine.unet")
     events: dict = {}
-    for kind, name in (("match", "inject_matches"), ("struct", "inject_structure")):
-        real = getattr(hooks, name)
+    where: dict = {}
+    real_call = unet.Attn1Patch.__call__
 
-        def spy(state, call, n, extra, _real=real, _kind=kind):
-            key = (call.step, extra["block"], extra.get("block_index", 0), _kind)
-            events[key] = events.get(key, 0) + 1
-            return _real(state, call, n, extra)
+    def call_spy(self, n, context, value, extra):
+        where["index"] = extra.get("block_index", 0)
+        return real_call(self, n, context, value, extra)
 
-        monkeypatch.setattr(hooks, name, spy)
+    def count(step, block, kind):
+        key = (step, block, where.get("index", 0), kind)
+        events[key] = events.get(key, 0) + 1
+
+    real_match, real_struct = unet.inject_matches, unet.inject_structure
+
+    def match_spy(plan, run, call, n, block):
+        count(call.step, block, "match")
+        return real_match(plan, run, call, n, block)
+
+    def struct_spy(call, n, block):
+        count(call.step, block, "struct")
+        return real_struct(call, n, block)
+
+    monkeypatch.setattr(unet.Attn1Patch, "__call__", call_spy)
+    monkeypatch.setattr(unet, "inject_matches", match_spy)
+    monkeypatch.setattr(unet, "inject_structure", struct_spy)
     return events

@@ -21,8 +21,8 @@ DEFAULT_DOMAIN = "dog"
 
 
 def _load_authors():
-    """nodes/defaults.py, the authors' settings, loaded by path (the runner needs no ComfyUI)."""
-    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", REPO / "nodes" / "defaults.py")
+    """engine/defaults.py, the authors' settings, loaded by path (the runner needs no ComfyUI)."""
+    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", REPO / "engine" / "defaults.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -14,16 +14,8 @@ import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import latent_preview
 import torch
-
-
-def _preview_callback(model, total: int):
-    """The stock KSampler's progress-with-preview callback (full ComfyUI), or None (the 2024 core package)."""
-    try:
-        import latent_preview  # a top-level module of a full ComfyUI, absent from the notcomfy core
-    except ImportError:
-        return None
-    return latent_preview.prepare_callback(model, total)
 
 
 class Progress:
@@ -35,7 +27,7 @@ class Progress:
 
     def __init__(self, total: int, model=None):
         self.total = total
-        self.preview = _preview_callback(model, total) if model is not None else None
+        self.preview = latent_preview.prepare_callback(model, total) if model is not None else None
         self.bar = comfy.utils.ProgressBar(total)
 
     def __call__(self, done: int, total: int, x0: torch.Tensor | None = None):
@@ -53,10 +45,11 @@ def schedule(model, scheduler: str, steps: int) -> torch.Tensor:
 
 
 def run_loop(model, loop: Callable, sigmas: torch.Tensor, positive, negative, cfg: float, latent: torch.Tensor):
-    """Run ``loop(denoise, x, sigmas) -> x`` as a sampler. ``x`` starts at ``process_latent_in(latent)``.
+    """Run ``loop(denoise, x, sigmas, options) -> x`` as a sampler. ``x`` starts at ``process_latent_in(latent)``.
 
-    ``denoise(x, sigma)`` is ComfyUI's CFG-combined x0 prediction (the patched model, if patched).
-    Returns the loop's result in VAE latent space (``process_latent_out``).
+    ``denoise(x, sigma)`` is ComfyUI's CFG-combined x0 prediction (the patched model, if patched); ``options``
+    are the run's ``model_options`` (where a patched model's run lives). Returns the loop's result in VAE latent
+    space (``process_latent_out``).
     """
 
     def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
@@ -70,11 +63,10 @@ def run_loop(model, loop: Callable, sigmas: torch.Tensor, positive, negative, cf
         # (1 - sigma) * latent for flow models. Our loops start from the latent as it is.
         start = getattr(model_k, "latent_image", None)
         with torch.no_grad():
-            return loop(denoise, x if start is None else start.to(x), sigmas)
+            return loop(denoise, x if start is None else start.to(x), sigmas, extra_args.get("model_options", {}))
 
     sampler = comfy.samplers.KSAMPLER(sampler_function)
-    if hasattr(comfy.sample, "fix_empty_latent_channels"):
-        latent = comfy.sample.fix_empty_latent_channels(model, latent)
+    latent = comfy.sample.fix_empty_latent_channels(model, latent)
     noise = torch.zeros_like(latent, device="cpu")  # our loops add their own noise (or none)
     return comfy.sample.sample_custom(
         model, noise, cfg, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0

@@ -1,4 +1,5 @@
-"""Which model family a MODEL is (SD1.x, SD2.x, SDXL), its prediction type, fingerprint and attention blocks."""
+"""Which model a MODEL is: its family, prediction type, attention blocks, and a fingerprint of everything that
+changes its denoiser (so an inversion made with one variant is never used with another)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,21 @@ import comfy.supported_models
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
 from ..inversion import ModelFingerprint
-from .authors_freeu import freeu_settings
 
 UNET_FAMILIES = ("sd1", "sd2", "sdxl")
 DIT_FAMILIES = ("flux", "sd3")
 SUPPORTED = "SD1.x, SD2.x (eps and v-prediction), SDXL, Flux.1 (dev, schnell) and SD3/SD3.5"
+OWN = "e4e_own"  # attribute set on the pack's own patches and wrappers: not part of a model's variant
+FREEU_KEY = "e4e_authors_freeu"  # model_options entry: the authors' FreeU settings a MODEL carries
 
 
 class UnsupportedModelError(ValueError):
     pass
+
+
+def is_dit(family: str) -> bool:
+    """A diffusion transformer (block patches on image tokens) rather than a UNet (attn1 patches)."""
+    return family in DIT_FAMILIES
 
 
 def _family_of_config(mc) -> str | None:
@@ -48,7 +55,7 @@ def _network_fits(family: str, net) -> bool:
     return isinstance(net, MMDiT)
 
 
-def _input_channels(family: str, net) -> int:
+def latent_channels(family: str, net) -> int:
     """Latent channels the network takes (Flux counts them per 2x2 patch)."""
     if family == "flux":
         return net.in_channels // (net.patch_size * net.patch_size)
@@ -67,8 +74,8 @@ def model_family(model) -> str:
             f"model: this is a {name} model; Eye-for-an-eye appearance transfer supports {SUPPORTED}. "
             "Load one of those checkpoints."
         )
-    channels = _input_channels(family, net)
-    plain = 16 if family in DIT_FAMILIES else 4
+    channels = latent_channels(family, net)
+    plain = 16 if is_dit(family) else 4
     if channels != plain:
         raise UnsupportedModelError(
             f"model: this {name} model takes {channels} input channels (an inpainting, fill or instruct model); "
@@ -111,6 +118,47 @@ def prediction_type(model) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------- the variant
+
+
+def _label(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _entries(kind: str, value):
+    """``(kind, label, identity)`` of every callable in a patch slot (a callable, a list, or a dict of them)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _entries(f"{kind}[{key}]", item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _entries(kind, item)
+    elif value is not None and not getattr(value, OWN, False):
+        yield kind, _label(value), id(value)
+
+
+def variant(model) -> tuple:
+    """Everything besides the loaded weights that changes what the denoiser computes, as sorted
+    ``(what, label, identity)`` entries: weight patches such as LoRA (ComfyUI's ``patches_uuid``), object patches
+    (the ``model_sampling`` of ModelSamplingDiscrete & co.), and the model-function patches, replacements,
+    wrappers and CFG functions in ``model_options`` and on the patcher. The pack's own patches are left out
+    (they are what Semantic Match Patch adds)."""
+    out = [("weights", "weight patches (LoRA and the like)", str(getattr(model, "patches_uuid", "")))]
+    for name, obj in sorted(getattr(model, "object_patches", {}).items()):
+        out.append(("object", f"{name}: {type(obj).__name__}", id(obj)))
+    opts = getattr(model, "model_options", {})
+    to = opts.get("transformer_options", {})
+    for slot in ("patches", "patches_replace", "wrappers"):
+        for name, value in sorted(to.get(slot, {}).items(), key=lambda kv: str(kv[0])):
+            out += _entries(f"{slot}.{name}", value)
+    for key in ("model_function_wrapper", "sampler_cfg_function", "sampler_post_cfg_function",
+                "sampler_pre_cfg_function", "sampler_calc_cond_batch_function"):
+        out += _entries(key, opts.get(key))
+    for name, value in sorted(getattr(model, "wrappers", {}).items()):
+        out += _entries(f"wrappers.{name}", value)
+    return tuple(sorted(out, key=lambda e: (e[0], e[1], str(e[2]))))
+
+
 def fingerprint(model) -> ModelFingerprint:
     family = model_family(model)
     return ModelFingerprint(
@@ -118,5 +166,12 @@ def fingerprint(model) -> ModelFingerprint:
         prediction=prediction_type(model),
         model_class=type(model.model.model_config).__name__,
         model_id=id(model.model),
-        freeu=freeu_settings(model),
+        freeu=getattr(model, "model_options", {}).get(FREEU_KEY),
+        variant=variant(model),
     )
+
+
+def own(fn):
+    """Mark one of the pack's own patches or wrappers (left out of :func:`variant`); returns it."""
+    setattr(fn, OWN, True)
+    return fn

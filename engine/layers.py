@@ -1,6 +1,9 @@
-"""Which attention blocks the method rewrites: the presets per family, and parsing 'output.6-11, double.0'."""
+"""Which attention blocks the method rewrites: the presets per family, the grammar of 'output.6-11, double.0'
+(defined here once; the editor gets it through the node definition), and the token map of each block."""
 
 from __future__ import annotations
+
+import re
 
 # Decoder self-attention layers the method rewrites, by block id (not token count, so any resolution
 # keeps the same layers). SD1/SD2: the paper's six layers at the 32x32 and 64x64 maps of a 512 px image.
@@ -23,6 +26,28 @@ DEFAULT_LAYERS = {
 }
 DIT_PRESET = {"flux": "vital (Flux, Stable Flow)", "sd3": "second half (SD3)"}
 BLOCK_KINDS = ("input", "middle", "output", "double", "single")
+CUSTOM_DEFAULT = "output.6-11"  # custom_layers' default (the paper's six layers)
+
+# One item of custom_layers: a block kind, a dot (or a space), a number or a range. Items are separated by commas
+# or semicolons. The editor checks what is typed with the same pattern (GRAMMAR goes into the node definition).
+ITEM = re.compile(r"^\s*(input|middle|output|double|single)(?:\s*\.\s*|\s+)(\d+)(?:\s*-\s*(\d+))?\s*$")
+SEPARATORS = ",;"
+# The blocks each family has at most (SD3.5 Large: 38 joint blocks, named "double"); a model's own list is in the
+# patch node's UI output after a run.
+FAMILY_BLOCKS = {
+    "sd1": {"input": [1, 2, 4, 5, 7, 8], "middle": [0], "output": list(range(3, 12))},
+    "sd2": {"input": [1, 2, 4, 5, 7, 8], "middle": [0], "output": list(range(3, 12))},
+    "sdxl": {"input": [4, 5, 7, 8], "middle": [0], "output": list(range(0, 6))},
+    "flux": {"double": list(range(19)), "single": list(range(38))},
+    "sd3": {"double": list(range(38))},
+}
+GRAMMAR = {
+    "item": ITEM.pattern,
+    "separators": SEPARATORS,
+    "kinds": list(BLOCK_KINDS),
+    "families": FAMILY_BLOCKS,
+    "example": {"unet": "output.6-11, output.3", "dit": "double.0-1, single.34-37"},
+}
 
 # Flux.1 (19 double-stream + 38 single-stream blocks): the "vital layers" of Stable Flow (Avrahami et al.,
 # CVPR 2025), the blocks whose attention injection changes the image while the rest keeps it: double 0, 1, 17,
@@ -47,22 +72,18 @@ def dit_layers(preset: str, blocks: set[tuple[str, int]]) -> list[tuple[str, int
 
 
 def parse_layers(text: str) -> list[tuple[str, int]]:
-    """``"output.6-11, output.3, input.7"`` -> ``[("output", 6), ..., ("input", 7)]``."""
+    """``"output.6-11, output.3, input.7"`` -> ``[("output", 6), ..., ("input", 7)]`` (the grammar of ``ITEM``)."""
     layers: list[tuple[str, int]] = []
-    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        block, _, rng = part.replace(" ", ".").partition(".")
-        rng = rng.strip(". ")
-        if block not in BLOCK_KINDS or not rng:
+    for part in filter(None, (p.strip() for p in re.split(f"[{SEPARATORS}]", text or ""))):
+        m = ITEM.match(part)
+        if m is None:
             raise ValueError(
                 f"custom_layers: {part!r} is not like 'output.6', 'output.6-11' or 'single.34-37' "
                 f"(blocks: {', '.join(BLOCK_KINDS)})"
             )
-        lo, _, hi = rng.partition("-")
-        try:
-            start, stop = int(lo), int(hi or lo)
-        except ValueError:
-            raise ValueError(f"custom_layers: {part!r} has no block number") from None
-        if start > stop or start < 0:
+        block, start = m.group(1), int(m.group(2))
+        stop = int(m.group(3)) if m.group(3) is not None else start
+        if start > stop:
             raise ValueError(f"custom_layers: {part!r} is an empty range")
         layers += [(block, i) for i in range(start, stop + 1) if (block, i) not in layers]
     if not layers:
@@ -83,3 +104,33 @@ def resolve_layers(preset: str, custom: str, family: str, blocks: set | None = N
     if preset in DIT_PRESET.values():
         return dit_layers(preset, blocks or set())
     return list(LAYER_PRESETS[preset] or DEFAULT_LAYERS[family])
+
+
+def _halve(side: int, times: int) -> int:
+    for _ in range(times):
+        side = (side + 1) // 2  # a stride-2 convolution with padding 1
+    return side
+
+
+def token_maps(model, blocks, latent_hw: tuple[int, int]) -> dict[tuple[str, int], tuple[int, int]]:
+    """The token map ``(h, w)`` each block works on for a latent of ``latent_hw``: DiT blocks see the patch grid;
+    a UNet block the latent halved once per downsampling before it (read off the network's own blocks)."""
+    net = model.model.diffusion_model
+    h, w = latent_hw
+    if not hasattr(net, "input_blocks"):
+        p = getattr(net, "patch_size", 2)
+        return {b: (-(-h // p), -(-w // p)) for b in blocks}
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+
+    def has(block, kind):
+        return any(isinstance(m, kind) for m in block.modules())
+
+    levels, level = {}, 0
+    for i, block in enumerate(net.input_blocks):
+        levels[("input", i)] = level
+        level += has(block, Downsample)
+    levels[("middle", 0)] = level
+    for i, block in enumerate(net.output_blocks):
+        levels[("output", i)] = level
+        level -= has(block, Upsample)
+    return {b: (_halve(h, levels[b]), _halve(w, levels[b])) for b in blocks if b in levels}

@@ -1,0 +1,58 @@
+"""Putting a plan on a clone of the user's MODEL: the keyed wrappers and the attention patches.
+
+* ``OUTER_SAMPLE`` wrapper: each sampling run gets a fresh ``TransferRun``, put into the run's own
+  ``model_options["transformer_options"]`` (ComfyUI copies the options for every run and passes them to every
+  model call), and dropped with them when the run ends;
+* ``APPLY_MODEL`` wrapper: ``rows.on_model_call`` (the extra rows and the call's layout);
+* the attention patches: ``unet.Attn1Patch`` or ``dit.BlockPatch`` per chosen block.
+
+Keyed wrappers (``comfy.patcher_extension``, ComfyUI since late 2024) let other packs' wrappers coexist with
+these. The input MODEL is never touched: everything goes onto a clone, so bypassing the node removes it all.
+"""
+
+from __future__ import annotations
+
+from comfy.patcher_extension import WrappersMP
+
+from . import rows
+from .dit import add_block_patches
+from .family import own
+from .plan import TransferPlan
+from .run import RUN_KEY, TransferRun
+from .unet import Attn1Patch
+
+PLAN_KEY = "e4e_transfer_plan"
+WRAPPER_KEY = "eye_for_an_eye"
+
+
+def plan_of(model) -> TransferPlan | None:
+    return getattr(model, "model_options", {}).get(PLAN_KEY)
+
+
+def patch_model(model, plan: TransferPlan):
+    """A clone of ``model`` carrying ``plan``; ``model`` itself is not touched."""
+    if plan_of(model) is not None:
+        raise ValueError("model: this MODEL already comes from a Semantic Match Patch; patch the original MODEL once "
+                         "(several references go into one patch: reference_2, reference_3, ...)")
+    m = model.clone()
+
+    @own
+    def outer_sample(executor, *args, **kwargs):
+        opts = executor.class_obj.model_options.setdefault("transformer_options", {})
+        opts[RUN_KEY] = TransferRun(plan)  # the guider's per-run copy of the options: gone with the run
+        return executor(*args, **kwargs)
+
+    @own
+    def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kw):
+        # BaseModel.apply_model passes these positionally; the rows are added by keyword
+        return rows.on_model_call(plan, executor, x, t, c_concat=c_concat, c_crossattn=c_crossattn, control=control,
+                             transformer_options=transformer_options if transformer_options is not None else {}, **kw)
+
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer_sample)
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, apply_model)
+    if plan.dit:
+        add_block_patches(m, plan)
+    else:
+        m.set_model_attn1_patch(Attn1Patch(plan))
+    m.model_options[PLAN_KEY] = plan
+    return m
