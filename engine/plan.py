@@ -58,6 +58,7 @@ class PlanTensors:
     device and with a dtype; the latents keep float32, runs cast them)."""
 
     def __init__(self, ref_latents: torch.Tensor, tgt_latents: torch.Tensor, masks: dict):
+        self._home = (ref_latents, tgt_latents, masks)  # where the plan was made (ComfyUI's intermediate device)
         self.ref_latents = ref_latents  # [n + 1, R, C, H, W]
         self.tgt_latents = tgt_latents  # [n + 1, B, C, H, W]
         self.masks = masks  # (h, w) -> (target [K, h*w] bool, reference [K, h*w] bool)
@@ -67,13 +68,14 @@ class PlanTensors:
         return self.ref_latents.device
 
     def to(self, where):
+        """Copies on ``where`` made from the plan's own tensors (moving back home frees the copies)."""
         if isinstance(where, torch.dtype):
             return self
         device = torch.device(where)
         if device != self.device:
-            self.ref_latents = self.ref_latents.to(device)
-            self.tgt_latents = self.tgt_latents.to(device)
-            self.masks = {k: (t.to(device), r.to(device)) for k, (t, r) in self.masks.items()}
+            ref, tgt, masks = self._home
+            self.ref_latents, self.tgt_latents = ref.to(device), tgt.to(device)
+            self.masks = {k: (t.to(device), r.to(device)) for k, (t, r) in masks.items()}
         return self
 
 

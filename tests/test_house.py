@@ -1,0 +1,248 @@
+"""The house: what the patch decides lives in one immutable plan, what a sampling run produces in its own run,
+what a model call needs travels with the call; and the defects a review found, each pinned by a test."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import tiny_models
+import torch
+import transfer_kit as kit
+from harness import pack_module
+
+STEPS, SKIP = 4, 1
+
+
+@pytest.fixture(scope="module")
+def invs(sd15):
+    c = kit.conds()
+    return dict(c=c, target=kit.invert(sd15, kit.latent(1), c, steps=STEPS, skip=SKIP),
+                reference=kit.invert(sd15, kit.latent(2), c, steps=STEPS, skip=SKIP, seed=1))
+
+
+def _pair(model, c):
+    return (kit.invert(model, kit.latent(1), c, steps=STEPS, skip=SKIP),
+            kit.invert(model, kit.latent(2), c, steps=STEPS, skip=SKIP, seed=1))
+
+
+# ---------------------------------------------------------------------------------------------- model variants
+
+
+def _v_prediction(model):
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+
+    return ModelSamplingDiscrete().patch(model, "v_prediction", False)[0]
+
+
+def _freeu_v2(model):
+    from comfy_extras.nodes_freelunch import FreeU_V2
+
+    return FreeU_V2().patch(model, 1.3, 1.4, 0.9, 0.2)[0]
+
+
+def _lora(model):
+    m = model.clone()
+    key = "diffusion_model.out.2.weight"
+    weight = m.model.state_dict()[key]
+    assert m.add_patches({key: (0.01 * torch.ones_like(weight),)}, 1.0) == [key]
+    return m
+
+
+@pytest.mark.parametrize("variant, what", [(_v_prediction, "model_sampling"), (_freeu_v2, "output_block_patch"),
+                                           (_lora, "weight patches")], ids=["v_prediction", "freeu_v2", "lora"])
+def test_an_inversion_of_another_model_variant_is_refused_by_name(sd15, variant, what):
+    """ModelSamplingDiscrete, ComfyUI's FreeU_V2 and a LoRA change the denoiser: an inversion made through them is
+    not one of the plain MODEL (and the reverse); the message names the input and what differs."""
+    c = kit.conds()
+    other = variant(sd15)
+    target, reference = _pair(other, c)
+    with pytest.raises(ValueError, match=f"target: inverted with another model variant .*{what}"):
+        kit.patch(sd15, target, reference)
+    plain_target, plain_reference = _pair(sd15, c)
+    with pytest.raises(ValueError, match=f"target: inverted with another model variant .*{what}"):
+        kit.patch(other, plain_target, plain_reference)
+    kit.patch(other, target, reference)  # the same variant on both sides: fine
+
+
+def test_clones_and_the_packs_own_patches_keep_the_variant(sd15, invs):
+    """ComfyUI clones models all the time; the patch's own wrappers and attention patch are not a variant."""
+    fp = pack_module("engine.family").fingerprint
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    assert fp(sd15.clone()) == fp(sd15) == fp(patched) == fp(patched.clone())
+
+
+# ---------------------------------------------------------------------------------------------- lifetimes
+
+
+def test_sampling_writes_nothing_into_the_plan_and_each_run_has_its_own(sd15, invs):
+    """The plan (shared by every clone and kept in ComfyUI's cache) is never written to; two samplers on one
+    patched MODEL get a run each, and neither run's correspondence is touched by the other's sampling."""
+    import dataclasses
+
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    plan = kit.plan(patched)
+    before = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+    before_dict = dict(vars(plan))
+    a_out, a_run = kit.sample_run(patched, invs["c"])
+    a_src = a_run.correspondence.src.clone()
+    b_out, b_run = kit.sample_run(patched.clone(), invs["c"], cfg=1.0)  # another sampler, another cfg
+    assert a_run is not b_run and a_run.correspondence is not b_run.correspondence
+    assert not torch.equal(a_out, b_out)
+    assert torch.equal(a_run.correspondence.src, a_src)
+    assert vars(plan) == before_dict and all(getattr(plan, k) is v for k, v in before.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.masks = None
+
+
+def test_the_call_layout_travels_with_the_call(sd15, invs, monkeypatch):
+    """What one model call needs (the row layout) is in that call's transformer_options, nowhere else."""
+    unet = pack_module("engine.unet")
+    rows = pack_module("engine.rows")
+    seen = []
+    real = unet.Attn1Patch.__call__
+
+    def spy(self, n, context, value, extra):
+        call, run = rows.call_of(extra)
+        if call is not None:
+            seen.append((call.step, n.shape[0], run is not None))
+        return real(self, n, context, value, extra)
+
+    monkeypatch.setattr(unet.Attn1Patch, "__call__", spy)
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    kit.sample(patched, invs["c"])
+    assert seen and all(has_run for *_, has_run in seen)
+    assert {rows_ for _, rows_, _ in seen} == {3}  # uncond, cond + one reference / structure row
+    assert not [k for k in vars(kit.plan(patched)) if "call" in k]
+
+
+def test_the_plans_tensors_move_with_the_models_patches(sd15, invs):
+    """ComfyUI moves patches with the model (model_patches_to, with a device and with a dtype)."""
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    tensors = kit.plan(patched).tensors
+    assert tensors.device.type == "cpu"
+    patched.model_patches_to(torch.device("meta"))
+    patched.model_patches_to(torch.float16)  # a dtype: the stored latents keep float32
+    assert tensors.ref_latents.device.type == "meta" and tensors.tgt_latents.device.type == "meta"
+    assert all(t.device.type == "meta" for pair in tensors.masks.values() for t in pair)
+    assert tensors.ref_latents.dtype == torch.float32
+    patched.model_patches_to(torch.device("cpu"))
+    assert tensors.device.type == "cpu" and torch.equal(tensors.ref_latents[:, :1], invs["reference"].latents)
+
+
+# ---------------------------------------------------------------------------------------------- defects
+
+
+def test_a_mask_that_vanishes_on_a_matched_map_is_refused_before_sampling(sd15, invs, monkeypatch):
+    import comfy.model_base
+
+    calls = []
+    real = comfy.model_base.BaseModel.apply_model
+    monkeypatch.setattr(comfy.model_base.BaseModel, "apply_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    size = kit.SIZE * 8
+    tiny = torch.zeros(size, size)
+    tiny[0, 0] = 1  # one pixel in a corner: no token centre of a coarse map sees it
+    with pytest.raises(ValueError, match=r"target_mask: object\(s\) \[1\] cover no token of the \d+x\d+ feature map "
+                                         r"of output\.\d"):
+        kit.patch(sd15, invs["target"], invs["reference"], masks=kit.masks(tiny, torch.ones(size, size)))
+    assert not calls
+
+
+def test_authors_freeu_filters_on_the_cpu_where_the_device_fft_fails(caplog, monkeypatch):
+    freeu = pack_module("engine.freeu")
+    x = torch.randn(1, 8, 6, 6, generator=torch.Generator().manual_seed(0))
+    expected = freeu.fourier_filter(x, 1, 0.5)
+    real = torch.fft.fftn
+    failing = {"left": 1}
+
+    def flaky(t, *a, **k):
+        if failing["left"]:
+            failing["left"] -= 1
+            raise RuntimeError("FFT is not implemented for this device")
+        return real(t, *a, **k)
+
+    monkeypatch.setattr(torch.fft, "fftn", flaky)
+    monkeypatch.setattr(freeu, "_FFT_FAILED", set())
+    with caplog.at_level(logging.WARNING):
+        got = freeu.fourier_filter(x, 1, 0.5)
+    assert torch.equal(got, expected) and "filtering on the CPU" in caplog.text
+
+
+def test_preview_names_never_repeat_after_deletions(tmp_path, monkeypatch):
+    import folder_paths
+
+    monkeypatch.setattr(folder_paths, "get_temp_directory", lambda: str(tmp_path))
+    save = pack_module("engine.previews").save_preview
+    first = save(torch.rand(4, 4, 3), "e4e_x")["filename"]
+    (tmp_path / first).unlink()
+    second = save(torch.rand(4, 4, 3), "e4e_x")["filename"]
+    assert first != second and (tmp_path / second).is_file()
+
+
+def test_an_edited_mask_file_is_read_again(tmp_path, monkeypatch):
+    import folder_paths
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path))
+    node = pack_module("nodes.load_masks").LoadMasks
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "m.png")
+    first = node.IS_CHANGED(target_mask_file="m.png", reference_mask_file="")
+    assert node.IS_CHANGED(target_mask_file="m.png", reference_mask_file="") == first
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "m.png")  # the same name, edited
+    assert node.IS_CHANGED(target_mask_file="m.png", reference_mask_file="") != first
+
+
+def test_a_nul_byte_in_a_mask_file_name_is_named(tmp_path, monkeypatch):
+    import folder_paths
+
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path))
+    with pytest.raises(ValueError, match="target_mask_file: the file name .* holds a NUL character"):
+        pack_module("nodes.load_masks").LoadMasks().load("", False, target_mask_file="m\0.png",
+                                                          reference_mask=torch.ones(8, 8))
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("node, call, name", [
+    ("DDIMInvertReference", lambda n, m, c, lat: n.run(m, c[0], {"samples": lat}, STEPS, SKIP, NAN, "ddim",
+                                                         "normal", 0, negative=c[1]), "cfg"),
+    ("AppearanceTransferSampler", lambda n, m, c, lat: n.sample(m, c[0], c[1], NAN, True, 0.7), "cfg"),
+    ("AppearanceTransferSampler", lambda n, m, c, lat: n.sample(m, c[0], c[1], 2.5, True, math.inf),
+     "adain_start_percent"),
+    ("AuthorsFreeU", lambda n, m, c, lat: n.patch(m, NAN, 1.4, 0.9, 0.2), "b1"),
+    ("AuthorsFreeU", lambda n, m, c, lat: n.patch(m, 1.2, 1.4, 0.9, -math.inf), "s2"),
+])
+def test_non_finite_numbers_are_refused_by_name(sd15, node, call, name):
+    """ComfyUI's min/max checks let a JSON NaN through: every float input of the pack refuses it by name."""
+    nodes = pack_module("nodes")
+    cls = next(c for c in nodes.NODE_CLASS_MAPPINGS.values() if c.__name__ == node)
+    with pytest.raises(ValueError, match=f"{name}: (nan|-?inf) is not a number"):
+        call(cls(), sd15, kit.conds(), kit.latent(1))
+
+
+def test_non_finite_patch_settings_are_refused_by_name(sd15, invs):
+    for name in ("start_percent", "end_percent", "structure_end_percent", "strength"):
+        with pytest.raises(ValueError, match=f"{name}: nan is not a number"):
+            kit.patch(sd15, invs["target"], invs["reference"], **{name: NAN})
+
+
+def test_a_four_channel_latent_into_a_patched_flux_is_refused_by_name():
+    """KSamplerAdvanced with a patched Flux MODEL and an SD latent: refused by name, not a raw torch error."""
+    import comfy.sample
+
+    flux = tiny_models.build_flux()
+    c = tiny_models.flux_conds()
+    pos, neg = c
+
+    def invert(seed):
+        lat = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(seed))
+        return pack_module("engine.invert").invert(flux, pos, neg, lat, STEPS, 1.0, "ddim", SKIP, scheduler="simple")
+
+    patched = kit.patch(flux, invert(1), invert(2))
+    four = torch.zeros(1, 4, 16, 16)
+    with pytest.raises(ValueError, match="latent: 4 channels, but the patched model and its inversions work on 16"):
+        comfy.sample.sample(patched, four, STEPS, 1.0, "euler", "simple", pos, neg, four, disable_noise=True,
+                            start_step=SKIP, last_step=10000, force_full_denoise=True, seed=0, disable_pbar=True)
