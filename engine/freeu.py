@@ -100,8 +100,3 @@ def apply_authors_freeu(model, b1: float, b2: float, s1: float, s2: float, thres
     m.set_model_output_block_patch(authors_freeu_patch(unet, b1, b2, s1, s2, threshold))  # part of the variant
     m.model_options[FREEU_KEY] = (float(b1), float(b2), float(s1), float(s2), int(threshold))
     return m
-
-
-def freeu_settings(model) -> tuple | None:
-    """The authors' FreeU settings a MODEL carries, or None."""
-    return getattr(model, "model_options", {}).get(FREEU_KEY)

@@ -12,18 +12,16 @@ from .correspondence_pictures import (
     position_colors,
     reference_palette,
 )
-from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens, match_tokens_batched
+from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens
 from .object_masks import ObjectMasks, fit_masks
 from .rearrange import rearrange
-from .token_maps import mask_to_tokens, token_grid
+from .token_maps import mask_to_tokens
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "match_tokens",
-    "match_tokens_batched",
     "match_objects",
     "mask_to_tokens",
-    "token_grid",
     "rearrange",
     "masked_adain",
     "ObjectMasks",

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "match_tokens", "match_tokens_batched", "match_objects"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "match_tokens", "match_objects"]
 
 #: Default bound on one chunk's similarity block. At a 128x128 token map (M = 16384 reference tokens)
 #: that is 1024 rows per chunk; the extra memory of a call is this block plus the normalised reference
@@ -307,42 +307,6 @@ def match_tokens(
         None if ref_mask is None else ref_mask.unsqueeze(0),
         chunk_bytes,
     )[0]
-
-
-def match_tokens_batched(
-    out: torch.Tensor,
-    ref: torch.Tensor,
-    out_mask: torch.Tensor | None = None,
-    ref_mask: torch.Tensor | None = None,
-    *,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    check: bool = True,
-) -> torch.Tensor:
-    """Batched :func:`match_tokens`: batch element ``b`` of ``out`` matches batch element ``b`` of ``ref``.
-
-    Args:
-        out: ``[B, N, C]``.
-        ref: ``[B, M, C]`` or ``[1, M, C]`` (one reference for the whole batch).
-        out_mask: ``[B, N]`` bool or ``None``.
-        ref_mask: ``[B, M]`` or ``[1, M]`` (one mask for the whole batch) bool, or ``None``.
-        chunk_bytes: bound on one chunk's float32 similarity block (``B x rows x M x 4`` bytes).
-        check: as in :func:`match_tokens` (an empty mask in any batch element is an error).
-
-    Returns:
-        ``[B, N]`` long, equal to ``torch.stack([match_tokens(out[b], ref[b], ...) for b in range(B)])``.
-    """
-    out = _features("out", out, 3, "[B, N, C]")
-    ref = _features("ref", ref, 3, "[B, M, C]")
-    B, N, _ = out.shape
-    _same_channels("ref", ref, out)
-    _broadcast_batch("ref", ref, B)
-    _same_device(out.device, ref=ref, out_mask=out_mask, ref_mask=ref_mask)
-    out_mask = _bool_mask("out_mask", out_mask, (B, N), "[B, N]")
-    ref_mask = _broadcast_mask("ref_mask", ref_mask, B, (ref.shape[1],), "[B, M]")
-    chunk_bytes = _chunk_bytes(chunk_bytes)
-    if check:
-        _check_not_empty("ref", ref.shape[1], (("out_mask", out_mask), ("ref_mask", ref_mask)))
-    return _match_core(out, ref, out_mask, ref_mask, chunk_bytes)
 
 
 def match_objects(

@@ -138,24 +138,6 @@ def test_chunked_equals_unchunked_half():
         )
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3 * 150 * 4 * 5, matching.DEFAULT_CHUNK_BYTES])
-def test_batched_equals_loop(chunk_bytes):
-    g = gen(9)
-    B, N, M, C = 3, 70, 80, 20
-    out = torch.randn(B, N, C, generator=g)
-    ref = torch.randn(B, M, C, generator=g)
-    om = torch.rand(B, N, generator=g) < 0.7
-    rm = torch.rand(B, M, generator=g) < 0.5
-    got = matching.match_tokens_batched(out, ref, om, rm, chunk_bytes=chunk_bytes)
-    want = torch.stack([matching.match_tokens(out[b], ref[b], om[b], rm[b]) for b in range(B)])
-    assert got.shape == (B, N) and torch.equal(got, want)
-    assert torch.equal(want[1], loop_match(out[1], ref[1], om[1], rm[1]))
-    # no masks, and one reference broadcast over the batch
-    got = matching.match_tokens_batched(out, ref[:1], None, rm[:1], chunk_bytes=chunk_bytes)
-    want = torch.stack([matching.match_tokens(out[b], ref[0], None, rm[0]) for b in range(B)])
-    assert torch.equal(got, want)
-
-
 # ---------------------------------------------------------------------------------------------------
 # objects
 # ---------------------------------------------------------------------------------------------------
@@ -258,9 +240,6 @@ def test_half_precision_agrees_with_fp32(dtype):
     clear = om & (cos_margin(out, ref, rm) > 0.02)
     assert clear.sum() > 0.5 * om.sum()  # the exactness check below covers most tokens
     assert torch.equal(got[clear], want[clear])
-    # batched and objects accept half inputs too
-    gb = matching.match_tokens_batched(out.to(dtype)[None], ref.to(dtype)[None], om[None], rm[None])
-    assert torch.equal(gb[0], got)
 
 
 def test_float64_inputs():
@@ -285,10 +264,6 @@ def test_hot_path_runs_on_meta_device_without_sync():
     src = matching.match_tokens(out, ref, om, rm, chunk_bytes=200 * 4 * 64, check=False)  # 5 chunks
     assert src.device == meta and src.shape == (300,) and src.dtype == torch.long
     assert matching.match_tokens(out.half(), ref.half(), om, rm, check=False).shape == (300,)
-    bsrc = matching.match_tokens_batched(
-        out[None].expand(2, -1, -1), ref[None], om[None].expand(2, -1), rm[None], check=False
-    )
-    assert bsrc.shape == (2, 300)
     refs = torch.empty(3, 200, 32, device=meta)
     osrc = matching.match_objects(
         out,

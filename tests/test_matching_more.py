@@ -60,27 +60,6 @@ def test_mask_to_tokens_half_input():
     assert torch.equal(matching.mask_to_tokens(m, 8, 8), matching.mask_to_tokens(m.float(), 8, 8))
 
 
-def test_token_grid_odd_latents():
-    # 45x63 latent: ceil-halving gives 45x63, 23x32, 12x16, 6x8, 3x4, 2x2, 1x1
-    expect = [(45, 63), (23, 32), (12, 16), (6, 8), (3, 4), (2, 2), (1, 1)]
-    for h, w in expect:
-        assert matching.token_grid(h * w, 45, 63) == (h, w)
-    assert matching.token_grid(64 * 64, 64, 64) == (64, 64)
-    assert matching.token_grid(32 * 32, 64, 64) == (32, 32)
-    assert matching.token_grid(16 * 16, 64, 64) == (16, 16)
-    assert matching.token_grid(48 * 64, 96, 128) == (48, 64)  # non-square SDXL-style latent
-    # an odd side really rounds up: 13 -> 7 -> 4
-    assert matching.token_grid(7 * 4, 13, 8) == (7, 4)
-    assert matching.token_grid(4 * 2, 13, 8) == (4, 2)
-    with pytest.raises(ValueError, match="n_tokens"):
-        matching.token_grid(22 * 32, 45, 63)  # floor-halving would give 22x31; neither fits
-
-
-# ---------------------------------------------------------------------------------------------------
-# rearrange
-# ---------------------------------------------------------------------------------------------------
-
-
 def test_rearrange_replaces_matched_rows_and_keeps_the_rest():
     g = gen(1)
     out = torch.randn(50, 8, generator=g)
@@ -318,16 +297,6 @@ ERRORS = {
     "mt empty out_mask": (lambda: matching.match_tokens(OUT, REF, ~OM), "out_mask is empty"),
     "mt empty ref_mask": (lambda: matching.match_tokens(OUT, REF, OM, ~RM), "ref_mask is empty"),
     "mt chunk_bytes": (lambda: matching.match_tokens(OUT, REF, chunk_bytes=0), "chunk_bytes"),
-    "mb out ndim": (lambda: matching.match_tokens_batched(OUT, RB), "out"),
-    "mb ref batch": (lambda: matching.match_tokens_batched(OB, REF.expand(3, 12, 4)), "ref has batch size 3"),
-    "mb out_mask shape": (
-        lambda: matching.match_tokens_batched(OB, RB, OM[None]),
-        "out_mask must have shape",
-    ),
-    "mb empty ref_mask": (
-        lambda: matching.match_tokens_batched(OB, RB, None, torch.stack([RM, ~RM])),
-        r"ref_mask is empty .*\[1\]",
-    ),
     "mo refs ndim": (lambda: matching.match_objects(OUT, REFS[0], OMS, [0, 1], RMS), "refs"),
     "mo refs channels": (
         lambda: matching.match_objects(OUT, REFS[..., :3], OMS, [0, 1], RMS),
@@ -369,8 +338,6 @@ ERRORS = {
     ),
     "m2t h": (lambda: matching.mask_to_tokens(torch.ones(4, 4), 0, 2), "h must be"),
     "m2t w": (lambda: matching.mask_to_tokens(torch.ones(4, 4), 2, 2.0), "w must be"),
-    "grid none": (lambda: matching.token_grid(1000, 64, 64), "n_tokens=1000"),
-    "grid latent": (lambda: matching.token_grid(16, 0, 4), "latent_h"),
     "re src float": (lambda: matching.rearrange(OUT, REF, torch.zeros(10)), "src must be an integer"),
     "re src shape": (
         lambda: matching.rearrange(OUT, REF, torch.zeros(9, dtype=torch.long)),
