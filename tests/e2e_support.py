@@ -7,6 +7,7 @@ Workflows are checked by ComfyUI's own code, not by a re-implementation of it: A
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -29,8 +30,24 @@ PACK_NODES = ("E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch",
               "E4EAuthorsFreeU")
 
 
+@functools.cache
+def make_workflows():
+    """scripts/make_workflows.py, loaded once by path: the generator, and TEMPLATES, its table short name -> title."""
+    spec = importlib.util.spec_from_file_location("make_workflows", REPO / "scripts" / "make_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_workflows"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def title(name: str) -> str:
+    """The title of workflow ``name``: its editor file workflows/TITLE.json, as the template browser lists it."""
+    return make_workflows().TEMPLATES[name]
+
+
 def load(name: str, kind: str = "editor") -> dict:
-    return json.loads((WORKFLOWS / (f"{name}.json" if kind == "editor" else f"api/{name}.api.json")).read_text())
+    """Workflow ``name`` (a short name, as WORKFLOW_NAMES): its editor file or its API file api/NAME.api.json."""
+    return json.loads((WORKFLOWS / (f"{title(name)}.json" if kind == "editor" else f"api/{name}.api.json")).read_text())
 
 
 def changed_inputs(shipped: dict, prompt: dict) -> set[tuple[str, str]]:
@@ -54,7 +71,8 @@ def changed_inputs(shipped: dict, prompt: dict) -> set[tuple[str, str]]:
 
 
 def load_runner():
-    """scripts/e4e_run.py, loaded by path as module ``e4e_run``; it puts scripts/ on sys.path for its parts."""
+    """scripts/e4e_run.py, loaded by path as module ``e4e_run``; it imports the runner's package
+    scripts/e4e_headless by path, as ``e4e_headless`` (sys.path untouched)."""
     spec = importlib.util.spec_from_file_location("e4e_run", REPO / "scripts" / "e4e_run.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("e4e_run", module)

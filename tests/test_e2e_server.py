@@ -32,11 +32,12 @@ api = es.runner_part("client")
 workflow_fill = es.runner_part("workflow_fill")
 
 
+def _checkout() -> Path:
+    """The full ComfyUI the tests run on (tests/harness.py: there is always one, or the tests do not start)."""
+    return harness.setup_host().path
+
+
 def _skip_reason() -> str | None:
-    checkout = harness.find_checkout()
-    if checkout is None:
-        return ("end-to-end: needs a full ComfyUI checkout (set COMFYUI_PATH) and a Python with its requirements "
-                "(E4E_COMFY_PYTHON); this environment has only the comfy/ core")
     python = es.comfy_python()
     missing = [m for m in ("aiohttp", "torchsde", "safetensors", "av", "alembic", "requests") if not es.has_module(python, m)]
     if missing:
@@ -53,7 +54,7 @@ def checkpoint():
         pytest.skip(reason)
     start = time.monotonic()
     if not CACHE.is_file():
-        es.write_random_sd15(CACHE.with_suffix(".tmp"), harness.find_checkout())
+        es.write_random_sd15(CACHE.with_suffix(".tmp"), _checkout())
         CACHE.with_suffix(".tmp").rename(CACHE)
     print(f"\nrandom SD1.5 checkpoint ready in {time.monotonic() - start:.1f} s")
     return CACHE
@@ -64,7 +65,7 @@ def server(tmp_path_factory, checkpoint):
     base = tmp_path_factory.mktemp("comfy_base")
     (base / "models" / "checkpoints").mkdir(parents=True)
     os.symlink(checkpoint, base / "models" / "checkpoints" / run.SD15_CHECKPOINT)
-    comfy = es.ComfyServer(harness.find_checkout(), base)
+    comfy = es.ComfyServer(_checkout(), base)
     start = time.monotonic()
     try:
         comfy.start()
@@ -108,13 +109,14 @@ def test_object_info_shows_the_pack_nodes_with_tooltips(server):
 def test_workflows_are_served_as_templates(server):
     """The template browser lists exactly the editor workflows (not the API copies), each with its picture."""
     import json
+    import urllib.parse
     import urllib.request
 
     with urllib.request.urlopen(server.url + "/api/workflow_templates", timeout=30) as r:
         listed = json.loads(r.read())
-    assert sorted(listed.get("eye_for_an_eye", [])) == sorted(es.WORKFLOW_NAMES)
+    assert sorted(listed.get("eye_for_an_eye", [])) == sorted(es.title(n) for n in es.WORKFLOW_NAMES)
     for name in es.WORKFLOW_NAMES:
-        base = f"{server.url}/api/workflow_templates/eye_for_an_eye/{name}"
+        base = f"{server.url}/api/workflow_templates/eye_for_an_eye/{urllib.parse.quote(es.title(name))}"
         with urllib.request.urlopen(base + ".json", timeout=30) as r:
             assert json.loads(r.read()) == es.load(name, "editor")
         with urllib.request.urlopen(base + ".jpg", timeout=30) as r:
@@ -182,11 +184,57 @@ def test_node_errors_from_a_real_server(server, images, tmp_path, capsys):
     assert rc != 0 and "(CheckpointLoaderSimple)" in err and "no_such_model.safetensors" in err
 
 
+def test_ctrl_c_cancels_the_run_on_a_real_server(server, images, tmp_path, capsys):
+    """Ctrl-C while the server samples: the runner interrupts its prompt there (POST /interrupt with the prompt
+    id, POST /queue delete), the server stops it (history: execution_interrupted) and runs nothing more of it."""
+    import _thread
+    import json
+    import threading
+    import urllib.request
+
+    def get(path):
+        with urllib.request.urlopen(server.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    running = []
+
+    def ctrl_c_once_running():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            queue = get("/queue")
+            if queue["queue_running"]:
+                running.append(queue["queue_running"][0][1])
+                time.sleep(2.0)  # into the inversion's steps
+                _thread.interrupt_main()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=ctrl_c_once_running, daemon=True).start()
+    try:
+        rc = run.main(["--server", server.url, "--reference", images["reference"], "--target", images["target"],
+                       "--size", str(SIZE), "--steps", "200", "--skip-steps", str(SKIP), "--out", str(tmp_path)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the runner")
+    err = capsys.readouterr().err
+    assert rc == 130 and "cancelled" in err.strip().splitlines()[-1], err
+    (pid,) = running
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        entry = get(f"/history/{pid}").get(pid)
+        if entry is not None:
+            break
+        time.sleep(0.5)
+    messages = [m[0] for m in entry["status"]["messages"]]
+    assert "execution_interrupted" in messages, messages
+    assert not get("/queue")["queue_running"] and not list(tmp_path.iterdir())
+
+
 def test_runner_in_process_with_a_real_checkpoint(checkpoint, images, tmp_path):
-    """In-process mode: ComfyUI's checkpoint loader and CLIP, then the pack's nodes, in a fresh Python."""
+    """In-process mode in a fresh Python: the shipped workflow through ComfyUI's executor, the checkpoint by path
+    (CheckpointLoaderSimple, the real CLIP), progress lines named by the workflow's titles."""
     import subprocess
 
-    env = dict(os.environ, COMFYUI_PATH=str(harness.find_checkout()))
+    env = dict(os.environ, COMFYUI_PATH=str(_checkout()))
     cmd = [es.comfy_python(), str(es.REPO / "scripts" / "e4e_run.py"), "--reference", images["reference"],
            "--target", images["target"], "--reference-mask", images["mask_1"], "--target-mask", images["mask_1"],
            "--checkpoint", str(checkpoint), "--size", str(SIZE), "--steps", str(STEPS), "--skip-steps", str(SKIP),
@@ -196,6 +244,8 @@ def test_runner_in_process_with_a_real_checkpoint(checkpoint, images, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (path,) = done.stdout.split()
     assert Image.open(path).size == (SIZE, SIZE)
+    assert f"[15 Invert reference] step {STEPS}/{STEPS}" in done.stderr, done.stderr[-3000:]
+    assert f"[18 Appearance Transfer Sampler] step {STEPS - SKIP}/{STEPS - SKIP}" in done.stderr
     print(f"in-process: {time.monotonic() - start:.1f} s")
 
 

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import queue
 import struct
 import threading
@@ -50,40 +51,158 @@ def files(tmp_path):
 # ------------------------------------------------------------------------------------------ in-process
 
 
-def test_in_process_pipeline_writes_an_image(monkeypatch, tmp_path, files, pack, sd15, vae):
-    """The CLI's in-process path on the tiny SD1.5 UNet and VAE, with conditioning tensors given directly."""
-    conds = tiny_models.sd15_conds()
-    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
-    monkeypatch.setattr(inprocess, "comfy_checkout", lambda: tmp_path)
-    monkeypatch.setattr(inprocess, "setup_comfy", lambda path: None)
-    monkeypatch.setattr(inprocess, "load_checkpoint", lambda path: (sd15, "clip", vae))
-    monkeypatch.setattr(inprocess, "encode_prompt",
-                        lambda clip, text: conds[0] if text.startswith("A photo") else conds[1])
-    monkeypatch.setattr(inprocess, "load_pack", lambda: pack)
-    ckpt = tmp_path / "model.safetensors"
-    ckpt.write_bytes(b"not read")
+class _FixedClip:
+    """What CLIPTextEncode calls on a CLIP: the prompt gives the tiny model's positive conditioning, the empty
+    negative the other."""
+
+    def __init__(self):
+        self.pos, self.neg = tiny_models.sd15_conds()
+
+    def tokenize(self, text):
+        return text
+
+    def encode_from_tokens_scheduled(self, tokens):
+        return self.pos if tokens.startswith("A photo") else self.neg
+
+
+@pytest.fixture()
+def tiny_checkpoint(monkeypatch, tmp_path, real_comfy, sd15, vae):
+    """A checkpoint file for --checkpoint, and ComfyUI's CheckpointLoaderSimple, for this test, loading the tiny
+    SD1.5 UNet and VAE from it (a random checkpoint with SD1.5's real shapes is 2 GB: tests/test_e2e_server.py
+    runs that one). The loader keeps its INPUT_TYPES, so validation still looks the file name up in
+    folder_paths, and it records the path folder_paths gives it."""
+    import folder_paths
+
+    base = real_comfy.nodes.NODE_CLASS_MAPPINGS["CheckpointLoaderSimple"]
+    loaded = []
+
+    class TinyCheckpointLoader(base):
+        def load_checkpoint(self, ckpt_name):
+            loaded.append(folder_paths.get_full_path_or_raise("checkpoints", ckpt_name))
+            return (sd15, _FixedClip(), vae)
+
+    monkeypatch.setitem(real_comfy.nodes.NODE_CLASS_MAPPINGS, "CheckpointLoaderSimple", TinyCheckpointLoader)
+    monkeypatch.setenv("COMFYUI_PATH", str(real_comfy.checkout))
+    ckpt = tmp_path / "my models" / "tiny-sd15.safetensors"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"read by the test's loader only")
+    return ckpt, loaded
+
+
+def _in_process_args(files, ckpt, out, masks=True, steps=4):
+    args = ["--reference", files["reference"], "--target", files["target"], "--checkpoint", str(ckpt),
+            "--size", "64", "--steps", str(steps), "--skip-steps", "1", "--out", str(out)]
+    if masks:
+        args += ["--reference-mask", files["reference_mask"], "--target-mask", files["target_mask"]]
+    return args
+
+
+def test_in_process_runs_the_shipped_workflow_through_comfyuis_executor(monkeypatch, tmp_path, files, real_comfy,
+                                                                        tiny_checkpoint, capsys, request):
+    """In-process mode fills the same API file as server mode and runs it with execution.PromptExecutor (validated
+    first): the pack registered from its folder by nodes.load_custom_node, the checkpoint found by path through
+    folder_paths, the images in a scratch input folder, progress lines named by the workflow's titles."""
+    ckpt, loaded = tiny_checkpoint
+    nodes, execution = real_comfy.nodes, real_comfy.execution
+    for name in es.PACK_NODES:  # not registered yet: the runner must load the pack itself
+        monkeypatch.delitem(nodes.NODE_CLASS_MAPPINGS, name, raising=False)
+    executed, validated = [], []
+    real_execute, real_validate = execution.PromptExecutor.execute, execution.validate_prompt
+    monkeypatch.setattr(execution.PromptExecutor, "execute",
+                        lambda self, prompt, *a, **k: executed.append(prompt) or real_execute(self, prompt, *a, **k))
+    monkeypatch.setattr(execution, "validate_prompt",
+                        lambda prompt_id, prompt, partial: validated.append(prompt) or real_validate(prompt_id, prompt, partial))
+    import folder_paths
+
+    dirs = (folder_paths.get_input_directory(), folder_paths.get_output_directory())
     out = tmp_path / "out"
     start = time.monotonic()
-    rc = run.main(["--reference", files["reference"], "--target", files["target"],
-                   "--reference-mask", files["reference_mask"], "--target-mask", files["target_mask"],
-                   "--checkpoint", str(ckpt), "--size", "64", "--steps", "4", "--skip-steps", "1",
-                   "--out", str(out), "--quiet"])
-    assert rc == 0
-    written = out / "tgt_from_ref.png"
-    img = Image.open(written)
+    rc = run.main(_in_process_args(files, ckpt, out))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.out.split() == [str(out / "tgt_from_ref.png")]
+    img = Image.open(out / "tgt_from_ref.png")
     assert img.size == (64, 64) and img.mode == "RGB"
-    print(f"in-process transfer, 64 px, 4 steps: {time.monotonic() - start:.1f} s")
+    print(f"in-process transfer through the executor, 64 px, 4 steps: {time.monotonic() - start:.1f} s")
+    (prompt,) = executed
+    assert validated == [prompt]
+    assert (folder_paths.get_input_directory(), folder_paths.get_output_directory()) == dirs  # put back
+    assert str(ckpt.parent) not in folder_paths.get_folder_paths("checkpoints")
+    _check_filled(prompt, "sd15_masks", FILES + [
+        ("scale_reference", "width"), ("scale_reference", "height"), ("scale_target", "width"),
+        ("scale_target", "height"), ("masks", "width"), ("masks", "height"), ("invert_reference", "steps"),
+        ("invert_target", "steps"), ("invert_reference", "skip_steps"), ("invert_target", "skip_steps"),
+        ("checkpoint", "ckpt_name")], request)
+    assert prompt["1"]["inputs"]["ckpt_name"] == ckpt.name and loaded == [str(ckpt)]
+    assert prompt["5"]["inputs"]["image"].endswith("_reference.png")
+    patch = nodes.NODE_CLASS_MAPPINGS["E4ESemanticMatchPatch"]
+    assert patch.__module__.startswith(str(es.REPO).replace(".", "_x_"))  # as load_custom_node names a pack
+    assert patch.RELATIVE_PYTHON_MODULE.startswith("custom_nodes.")
+    assert "[15 Invert reference] step 1/4" in captured.err and "[16 Invert target] step 4/4" in captured.err
+    assert "[18 Appearance Transfer Sampler] step 3/3" in captured.err
 
 
-def test_pipeline_function_without_masks(pack, sd15, vae):
-    pos, neg = tiny_models.sd15_conds()
-    g = torch.Generator().manual_seed(3)
-    ref, tgt = torch.rand(1, 64, 64, 3, generator=g), torch.rand(1, 64, 64, 3, generator=g)
-    images = inprocess.transfer_pipeline(pack, sd15, vae, pos, neg, ref, tgt,
-                                         settings={"steps": 3, "skip_steps": 1})
-    assert images.shape == (1, 64, 64, 3) and torch.isfinite(images).all()
-    with pytest.raises(run.RunError, match="same size"):
-        inprocess.transfer_pipeline(pack, sd15, vae, pos, neg, ref[:, :32], tgt, settings={"steps": 3})
+def test_ctrl_c_stops_an_in_process_run(monkeypatch, tmp_path, files, tiny_checkpoint, capsys):
+    """The first Ctrl-C sets ComfyUI's interrupt flag (comfy.model_management.interrupt_current_processing):
+    the executor stops at the next step, nothing is saved; the SIGINT handler is put back."""
+    import signal
+
+    ckpt, _ = tiny_checkpoint
+    progress = es.runner_part("progress")
+    received = []
+    seen = []
+    step = progress.ProgressLines.step
+
+    def step_then_ctrl_c(self, node_id, value, total):
+        seen.append((node_id, value, total))
+        step(self, node_id, value, total)
+        if len(seen) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # as a Ctrl-C in the terminal
+
+    monkeypatch.setattr(progress.ProgressLines, "step", step_then_ctrl_c)
+
+    def recorder(*args):  # Ctrl-C lands here only if the runner has no handler of its own
+        received.append(args)
+
+    previous = signal.signal(signal.SIGINT, recorder)
+    try:
+        rc = run.main(_in_process_args(files, ckpt, tmp_path / "out", masks=False, steps=30))
+        handler_after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert not received, "the runner did not take Ctrl-C"
+    assert rc == 130 and err.strip().splitlines()[-1] == "e4e_run: cancelled", err
+    assert "stopping at the next step" in err
+    assert len(seen) <= 2 and seen[0][2] >= 29  # stopped within a step of the first inversion's 29 or 30
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert handler_after is recorder  # put back
+
+
+def test_cpu_warning_once(monkeypatch, tmp_path, files, capsys):
+    """On a machine without CUDA in-process mode says once that the defaults take over an hour, and how to try
+    a small run; not for a small run, not on a GPU."""
+    monkeypatch.setattr(inprocess, "_cpu_warned", False)
+    monkeypatch.setattr(inprocess, "gpu_available", lambda: False)
+    monkeypatch.setattr(inprocess, "comfy_checkout", lambda: tmp_path)
+
+    class Stop:  # what comes after the warning is tested above
+        def __init__(self, *args):
+            raise run.RunError("stopped here")
+
+    monkeypatch.setattr(inprocess, "Comfy", Stop)
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"")
+    args = ["--reference", files["reference"], "--target", files["target"], "--checkpoint", str(ckpt)]
+    assert run.main(args + ["--steps", "20", "--size", "256"]) == 2
+    assert "warning" not in capsys.readouterr().err
+    assert run.main(args) == 2 and run.main(args) == 2
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [inprocess.CPU_WARNING]
+    assert "over an hour" in warnings[0] and "--steps 20 --size 256" in warnings[0]
+    monkeypatch.setattr(inprocess, "_cpu_warned", False)
+    monkeypatch.setattr(inprocess, "gpu_available", lambda: True)
+    assert run.main(args) == 2 and "warning" not in capsys.readouterr().err
 
 
 def test_in_process_needs_comfyui_path(monkeypatch, files, capsys):
@@ -151,12 +270,15 @@ def _read_frame(rfile) -> tuple[int, bytes, bool]:
 
 
 class FakeComfy:
-    """ComfyUI's HTTP API as the runner uses it. mode: 'ok', 'fail' (every run ends in execution_error)."""
+    """ComfyUI's HTTP API as the runner uses it. mode: 'ok', 'fail' (every run ends in execution_error), 'hang'
+    (a run starts, shows a step and never ends: for Ctrl-C)."""
 
     def __init__(self, mode: str = "ok", websocket: bool = True):
         self.mode, self.websocket = mode, websocket
         self.uploads: dict[str, bytes] = {}
         self.prompts: list[dict] = []
+        self.prompt_ids: list[str] = []
+        self.cancels: list[tuple[str, dict]] = []  # (path, JSON body) of POST /interrupt and POST /queue
         self.history: dict[str, dict] = {}
         self.outputs: dict[str, bytes] = {}
         self.clients: dict[str, queue.Queue] = {}
@@ -187,6 +309,10 @@ class FakeComfy:
                 if self.path == "/prompt":
                     status, reply = fake.queue_prompt(json.loads(body))
                     return self._json(reply, status)
+                if self.path in ("/interrupt", "/queue"):
+                    with fake.lock:
+                        fake.cancels.append((self.path, json.loads(body or b"{}")))
+                    return self._json({})
                 self._json({}, 404)
 
             def do_GET(self):
@@ -264,8 +390,15 @@ class FakeComfy:
                                    "message": "Prompt outputs failed validation", "details": "", "extra_info": {}},
                          "node_errors": errors}
         pid = str(uuid.uuid4())
+        self.prompt_ids.append(pid)
         events = [("execution_start", {"prompt_id": pid})]
         outputs, messages = {}, [["execution_start", {"prompt_id": pid}]]
+        if self.mode == "hang":  # running: one step shown, no history entry until it ends (never)
+            sampler = next(k for k, n in prompt.items() if n["class_type"] == "E4EAppearanceTransferSampler")
+            events.append(("progress", {"value": 1, "max": 68, "prompt_id": pid, "node": sampler}))
+            for event in events if client_id in self.clients else ():
+                self.clients[client_id].put(event)
+            return 200, {"prompt_id": pid, "number": len(self.prompts), "node_errors": {}}
         if self.mode == "fail":
             err = {"prompt_id": pid, "node_id": "14", "node_type": "E4EDDIMInvertReference", "executed": [],
                    "exception_message": "Allocation failed\nout of memory", "exception_type": "RuntimeError",
@@ -384,7 +517,7 @@ def test_server_mode_with_masks(tmp_path, files, websocket, pack, capsys, reques
         assert "pip install websocket-client" not in captured.err
     if websocket:  # followed live: the ping answered, the client's frames masked, the close handshake done
         sampler = next(k for k, n in prompt.items() if n["class_type"] == "E4EAppearanceTransferSampler")
-        assert f"{server.url}: node {sampler}: 1/3" in captured.err  # the progress message, as it came
+        assert f"[{sampler} Appearance Transfer Sampler] step 1/3 on {server.url}" in captured.err  # by title
         assert (0xA, b"hi", True) in frames and frames[-1][0] == 0x8 and all(masked for *_, masked in frames)
     else:
         assert frames == []
@@ -521,3 +654,232 @@ def test_pairs_fail_when_every_server_fails(tmp_path, files, capsys):
         assert len(a.prompts) + len(b.prompts) == 3  # bounded: 1 + 2 retries
     report = capsys.readouterr().out
     assert rc == 1 and "FAIL" in report and "0 of 1 transfers done, 1 failed" in report
+
+
+# ------------------------------------------------------------------------------------------ Ctrl-C, titles
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+def test_ctrl_c_cancels_the_job_on_the_server(tmp_path, files, websocket, capsys):
+    """Ctrl-C while a server runs the transfer: the runner takes its prompt off the server's queue and interrupts
+    it there (POST /queue {"delete": [id]}, POST /interrupt {"prompt_id": id}), says so in one line and exits 130."""
+    import _thread
+
+    if websocket and client.websocket is None:
+        pytest.skip("websocket-client is not installed (tests/requirements.txt)")
+    with FakeComfy(mode="hang", websocket=websocket) as server:
+
+        def ctrl_c_once_running():
+            deadline = time.monotonic() + 20
+            while not server.prompt_ids and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.3)  # the runner is following the run now
+            _thread.interrupt_main()  # what Ctrl-C does to the main thread
+
+        threading.Thread(target=ctrl_c_once_running, daemon=True).start()
+        start = time.monotonic()
+        try:
+            rc = run.main(["--server", server.url, "--reference", files["reference"], "--target", files["target"],
+                           "--size", "64", "--out", str(tmp_path / "out")])
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped the runner")
+        took = time.monotonic() - start
+        (pid,) = server.prompt_ids
+        cancels = list(server.cancels)
+    err = capsys.readouterr().err
+    assert rc == 130 and err.strip().splitlines()[-1] == "e4e_run: cancelled (1 run(s) stopped on the servers)"
+    assert cancels == [("/queue", {"delete": [pid]}), ("/interrupt", {"prompt_id": pid})]
+    assert took < 10 and not (tmp_path / "out").exists()
+    if websocket:
+        assert "[14 Appearance Transfer Sampler] step 1/68" in err
+
+
+def test_nodes_are_found_by_class_and_links_not_by_title(tmp_path, files):
+    """Users rename titles: a workflow whose every title differs is filled the same (same node ids, same values)."""
+    shipped = es.load("sd15_masks", "api")
+    renamed = json.loads(json.dumps(shipped))
+    for node_id, node in renamed.items():
+        node["_meta"]["title"] = f"my node {node_id}"
+    (tmp_path / "mine.api.json").write_text(json.dumps(renamed))
+    args = ["--reference", files["reference"], "--target", files["target"], "--reference-mask",
+            files["reference_mask"], "--target-mask", files["target_mask"], "--domain", "cat", "--size", "64",
+            "--steps", "10", "--checkpoint", "other.safetensors", "--out", str(tmp_path / "out"), "--quiet"]
+    with FakeComfy() as server:
+        assert run.main(["--server", server.url, "--workflow", str(tmp_path / "mine.api.json")] + args) == 0
+        assert run.main(["--server", server.url] + args) == 0
+        mine, theirs = server.prompts
+    for node_id, node in mine.items():
+        assert node["inputs"] == theirs[node_id]["inputs"], node_id
+    changed = {(title, name) for title, name in es.changed_inputs(shipped, theirs)}
+    assert ("Reference mask", "image") in changed and ("Prompt", "text") in changed
+    assert theirs["16"]["inputs"]["steps"] == 10 and theirs["16"]["inputs"]["skip_steps"] == 3  # 32 of 100
+
+
+# node ids of each role in the shipped files (stable: scripts/make_workflows.py numbers nodes in order)
+SHIPPED_IDS = {
+    "sd15_masks": {"checkpoint": ["1"], "prompt": ["3"], "negative": ["4"], "reference_image": ["5"],
+                   "reference_mask": ["6"], "target_image": ["7"], "target_mask": ["8"], "scale": ["9", "10"],
+                   "masks": ["11"], "invert": ["15", "16"], "patch": ["17"], "sampler": ["18"], "save": ["20"]},
+    "sd15_whole_image": {"checkpoint": ["1"], "reference_image": ["5"], "target_image": ["6"],
+                         "invert": ["11", "12"], "sampler": ["14"], "save": ["16"]},
+    "sd15_ksampler_advanced": {"reference_image": ["5"], "target_image": ["6"], "ksampler": ["14"], "save": ["16"]},
+    "sd15_two_objects": {"reference_image": ["5"], "target_image": ["7"], "invert": ["16", "17", "18"]},
+    "sdxl": {"checkpoint": ["1"], "reference_image": ["5"], "target_image": ["7"], "sampler": ["18"]},
+    "flux": {"unet": ["1"], "prompt": ["4"], "guidance": ["5"], "negative": ["6"], "reference_image": ["7"],
+             "reference_mask": ["8"], "target_image": ["9"], "target_mask": ["10"], "sampler": ["20"]},
+}
+# roles played by one node title each (scale and invert: one node per image)
+TITLED_ROLES = ("checkpoint", "unet", "prompt", "negative", "guidance", "reference_image", "target_image",
+                "reference_mask", "target_mask", "masks", "patch", "sampler", "ksampler", "save")
+
+
+@pytest.mark.parametrize("name", es.WORKFLOW_NAMES)
+def test_roles_of_the_shipped_workflows(name):
+    """find_nodes gives the pinned ids, and the titles scripts/make_workflows.py gave those nodes."""
+    prompt = es.load(name, "api")
+    found = workflow_fill.find_nodes(prompt)
+    for role, ids in SHIPPED_IDS[name].items():
+        assert found[role] == ids, role
+    for role in TITLED_ROLES:
+        for node_id in found[role]:
+            assert prompt[node_id]["_meta"]["title"] == run.TITLES[role], (role, node_id)
+    assert len(found["reference_image"]) == len(found["target_image"]) == 1
+
+
+def test_steps_alone_keep_the_workflows_share_of_skipped_steps(tmp_path, files):
+    with FakeComfy() as server:
+        for extra in (["--steps", "20"], ["--flux", "--steps", "14"], ["--steps", "20", "--skip-steps", "0"]):
+            assert run.main(["--server", server.url, "--reference", files["reference"], "--target",
+                             files["target"], "--out", str(tmp_path), "--quiet"] + extra) == 0
+        schedules = [workflow_fill.schedule_of(p) for p in server.prompts]
+    assert schedules == [(20, 6), (14, 4), (20, 0)]  # 32 of 100, 9 of 28
+
+
+# ------------------------------------------------------------------------------------ Python, packaging
+
+
+def test_without_pillow_one_line(monkeypatch, files, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)  # as where Pillow is not installed
+    rc = run.main(["--server", "http://127.0.0.1:9", "--reference", files["reference"], "--target", files["target"]])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Pillow is missing" in err and "pip install pillow" in err
+
+
+def test_help_says_which_python_runs_it(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--help"])
+    out = capsys.readouterr().out
+    assert "Python 3.10+ with Pillow" in out and "COMFYUI_PATH" in out and "--steps 20 --size 256" in out
+
+
+def test_importing_the_runner_leaves_sys_path_alone():
+    """The runner is a package: importing it (by path, as scripts/e4e_run.py does, and every part of it) edits no
+    sys.path and imports neither torch nor ComfyUI; `python scripts/e4e_run.py --help` works from anywhere."""
+    import subprocess
+    import sys
+
+    code = f"""
+import importlib, importlib.util, sys
+before = list(sys.path)
+spec = importlib.util.spec_from_file_location("e4e_run", {str(es.REPO / "scripts" / "e4e_run.py")!r})
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+for part in ("batch", "cli", "client", "errors", "images", "inprocess", "jobs", "progress", "settings",
+             "workflow_fill"):
+    importlib.import_module("e4e_headless." + part)
+assert sys.path == before, sorted(set(sys.path) ^ set(before))
+heavy = sorted(m for m in ("torch", "comfy", "folder_paths", "nodes", "PIL") if m in sys.modules)
+assert not heavy, heavy
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, str(es.REPO / "scripts" / "e4e_run.py"), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd="/")
+    assert done.returncode == 0 and done.stdout.startswith("usage: e4e_run.py"), done.stderr
+
+
+@pytest.mark.slow
+def test_pip_install_gives_the_e4e_run_command(tmp_path):
+    """`pip install .` (no dependencies, the build backend at hand) installs the e4e-run command with the workflow
+    files and the authors' settings it reads; in a Python without Pillow it says so in one line."""
+    import shutil
+    import subprocess
+    import sys
+
+    try:
+        import setuptools
+    except ImportError:
+        pytest.skip("no setuptools in this Python to build with")
+    if int(setuptools.__version__.split(".")[0]) < 68:
+        pytest.skip(f"setuptools {setuptools.__version__} is older than the build needs (68)")
+    src = tmp_path / "src"  # a copy: building in the repository would leave build/ and *.egg-info there
+    for name in ("pyproject.toml", "README.md", "LICENSE", "engine/__init__.py", "engine/defaults.py"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(es.REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(es.REPO / "scripts" / "e4e_headless", src / "scripts" / "e4e_headless", ignore=ignore)
+    shutil.copytree(es.WORKFLOWS / "api", src / "workflows" / "api")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    done = subprocess.run(pip + ["wheel", "--no-index", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+                                 str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    venv = tmp_path / "venv"  # sees the base Python's packages (--system-site-packages), not this one's
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = venv / "bin" / "python"
+    done = subprocess.run(pip + ["--python", str(python), "install", "--no-index", "--no-deps", str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    e4e_run = venv / "bin" / "e4e-run"
+    done = subprocess.run([str(e4e_run), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("usage: e4e-run"), done.stderr
+    code = ("import e4e_headless.settings as s; print(s.API_WORKFLOWS); print(s.AUTHORS_FILE); "
+            "print(sorted(p.name for p in s.API_WORKFLOWS.glob('*.api.json'))); print(s.DEFAULTS['steps'])")
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and str(venv) in lines[0] and str(venv) in lines[1], done.stdout + done.stderr
+    assert lines[2] == str(sorted(f"{n}.api.json" for n in es.WORKFLOW_NAMES)) and lines[3] == "100"
+    has_pil = subprocess.run([str(python), "-c", "import PIL"], capture_output=True, timeout=60).returncode == 0
+    if not has_pil:
+        done = subprocess.run([str(e4e_run), "--server", "http://127.0.0.1:9", "--reference", "a.png", "--target",
+                               "b.png"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+        assert "Pillow is missing" in done.stderr
+
+
+# -------------------------------------------------------------------------------------- example inputs
+
+
+def test_example_inputs_are_the_files_the_workflows_load():
+    """workflows/inputs/ holds every image and mask file the shipped workflows name, 512 px, masks white on black,
+    each small enough to commit; scripts/make_example_inputs.py draws exactly them."""
+    import importlib.util
+
+    import numpy as np
+
+    named = set()
+    for name in es.WORKFLOW_NAMES:
+        for node in es.load(name, "api").values():
+            inputs = node["inputs"]
+            if node["class_type"] in ("LoadImage", "LoadImageMask"):
+                named.add(inputs["image"])
+            for key in ("reference_mask_file", "target_mask_file"):
+                named.update(f.strip() for f in inputs.get(key, "").split(",") if f.strip())
+    inputs_dir = es.WORKFLOWS / "inputs"
+    assert {p.name for p in inputs_dir.iterdir()} == named
+    for file in named:
+        path = inputs_dir / file
+        assert path.stat().st_size < 300_000
+        img = Image.open(path)
+        assert img.size == (512, 512)
+        if "mask" in file:
+            assert img.mode == "L" and set(np.unique(np.asarray(img))) == {0, 255}
+            assert 0.02 < (np.asarray(img) > 0).mean() < 0.5  # an object, on black
+        else:
+            assert img.mode == "RGB"
+    spec = importlib.util.spec_from_file_location("make_example_inputs", es.REPO / "scripts" / "make_example_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0

@@ -1,24 +1,20 @@
-"""Jobs on ComfyUI servers: one at a time per server, failed ones retried elsewhere; the report."""
+"""Jobs on ComfyUI servers: one at a time per server, failed ones retried elsewhere, Ctrl-C; the report."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from pathlib import Path
 
 from .client import ComfyClient, saved_images
-from .errors import Refused, RunError, ServerDown
-from .jobs import Job, prepare_inputs
+from .errors import Cancelled, Refused, RunError, ServerDown
+from .jobs import Job, output_path, prepare_inputs, upload_name
 from .workflow_fill import fill_workflow
 
 
 def run_on_server(client: ComfyClient, job: Job, files: dict, workflow: dict, settings: dict, out_dir: Path,
                   timeout: float, log=None) -> list[str]:
-    names = {}
-    for key, data in files.items():
-        digest = hashlib.sha1(data).hexdigest()[:12]
-        names[key] = client.upload(f"e4e_{digest}_{key}.png", data)
+    names = {key: client.upload(upload_name(key, data), data) for key, data in files.items()}
     prompt = fill_workflow(workflow, names, settings)
     entry = client.run(prompt, timeout=timeout, log=log)
     images = saved_images(prompt, entry)
@@ -27,8 +23,7 @@ def run_on_server(client: ComfyClient, job: Job, files: dict, workflow: dict, se
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for k, image in enumerate(images):
-        suffix = Path(image["filename"]).suffix or ".png"
-        path = out_dir / (job.name + (f"_{k + 1}" if k else "") + suffix)
+        path = output_path(out_dir, job, k, Path(image["filename"]).suffix)
         path.write_bytes(client.view(image))
         written.append(str(path))
     return written
@@ -44,12 +39,13 @@ class _Dispatch:
         self.retries = retries
         self.log = log
         self.cond = threading.Condition()
+        self.cancelled = False
 
     def take(self, server: str) -> Job | None:
         """The next job for ``server`` (not one that failed there while another live server has not tried it);
         None once there is nothing left to do or ``server`` is down."""
         with self.cond:
-            while server in self.live:
+            while server in self.live and not self.cancelled:
                 others = self.live - {server}
                 for i, job in enumerate(self.pending):
                     if server not in job.tried or not (others - job.tried):
@@ -65,7 +61,7 @@ class _Dispatch:
         to (a refused workflow only to another server); a server found down takes no more jobs."""
         with self.cond:
             self.busy -= 1
-            if not job.done:
+            if not job.done and not self.cancelled:
                 job.tried.add(server)
                 if isinstance(failure, ServerDown):
                     self.live.discard(server)
@@ -74,6 +70,11 @@ class _Dispatch:
                     if self.log is not None:
                         self.log(f"retrying {job.name} after: {job.error}")
                     self.pending.append(job)
+            self.cond.notify_all()
+
+    def cancel(self):
+        with self.cond:
+            self.cancelled = True
             self.cond.notify_all()
 
     def finished(self):
@@ -108,19 +109,27 @@ def run_batch(jobs: list[Job], servers: list[str], workflows: dict, settings: di
     ``retries`` times), on another server when there is one. A server found unreachable takes no more jobs.
     Each job's outcome is filled in."""
     dispatch = _Dispatch(jobs, servers, retries, log)
+    clients = {url: ComfyClient(url) for url in dict.fromkeys(servers)}
 
-    def worker(url):
-        client = ComfyClient(url)
-        while (job := dispatch.take(url)) is not None:
+    def worker(client):
+        while (job := dispatch.take(client.url)) is not None:
             failure = attempt(client, job, workflows, settings, out_dir, size, timeout, log)
-            dispatch.settle(job, url, failure)
+            dispatch.settle(job, client.url, failure)
         dispatch.finished()
 
-    threads = [threading.Thread(target=worker, args=(url,), daemon=True) for url in dict.fromkeys(servers)]
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in clients.values()]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:  # Ctrl-C: no new jobs, and this runner's prompts are cancelled on every server
+        dispatch.cancel()
+        cancelled = [pid for c in clients.values() for pid in c.cancel()]
+        for t in threads:
+            t.join(5.0)
+        raise Cancelled(f"cancelled{f' ({len(cancelled)} run(s) stopped on the servers)' if cancelled else ''}") from None
     for job in dispatch.pending:  # left when every server went down
         job.error = job.error or "no server left"
 

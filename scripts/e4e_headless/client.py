@@ -1,4 +1,4 @@
-"""The parts of ComfyUI's HTTP API the runner uses: upload, queue, follow, history, view."""
+"""The parts of ComfyUI's HTTP API the runner uses: upload, queue, follow, history, view, cancel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 import urllib.parse
 import uuid
 
-from .errors import Refused, RunError, ServerDown, last_line
+from .errors import Cancelled, Refused, RunError, ServerDown, failure_message, refused_message
+from .progress import ProgressLines
 
 try:  # websocket-client, the library ComfyUI's script examples use: live progress
     import websocket
@@ -33,25 +34,6 @@ def _note_polling(log):
     log(NO_WEBSOCKET)
 
 
-def node_errors_message(body: dict) -> str:
-    """One line from a /prompt 400 reply: each failing node's id, class and messages."""
-    parts = []
-    for node_id, entry in (body.get("node_errors") or {}).items():
-        msgs = []
-        for err in entry.get("errors", []):
-            msg = err.get("message", "error")
-            if err.get("details"):
-                msg += f": {err['details']}"
-            msgs.append(msg)
-        parts.append(f"node {node_id} ({entry.get('class_type', '?')}): {'; '.join(msgs) or 'invalid'}")
-    if not parts:
-        err = body.get("error") or {}
-        text = err.get("message", "invalid prompt") if isinstance(err, dict) else str(err)
-        details = err.get("details") if isinstance(err, dict) else ""
-        parts.append(text + (f": {details}" if details and details != text else ""))
-    return "the server refused the workflow: " + " | ".join(parts)
-
-
 class ComfyClient:
     """The parts of ComfyUI's HTTP API the runner uses."""
 
@@ -66,6 +48,9 @@ class ComfyClient:
         self.host = parsed.hostname
         self.port = parsed.port or (443 if self.https else 80)
         self.timeout = timeout
+        self.active: dict[str, object] = {}  # prompt id -> its websocket (or None) while the runner follows it
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()  # set by cancel(): no more waiting on this server
 
     def _conn(self):
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
@@ -113,7 +98,7 @@ class ComfyClient:
         except ValueError:
             data = None
         if status == 400 and isinstance(data, dict):
-            raise Refused(node_errors_message(data))
+            raise Refused(refused_message(data))
         if status != 200 or not isinstance(data, dict) or "prompt_id" not in data:
             raise RunError(f"server {self.url}: POST /prompt answered {status}: {reply[:200]!r}")
         return data["prompt_id"]
@@ -148,26 +133,58 @@ class ComfyClient:
         return ws
 
     def run(self, prompt: dict, timeout: float = 3600.0, log=None) -> dict:
-        """Queue ``prompt``, wait for it, return its history entry; raises RunError on failure."""
+        """Queue ``prompt``, wait for it, return its history entry; raises RunError on failure, Cancelled after
+        cancel()."""
         client_id = uuid.uuid4().hex
         ws = self.progress_socket(client_id, log)
         deadline = time.monotonic() + timeout
+        prompt_id = None
         try:
+            if self.stopped.is_set():
+                raise Cancelled("cancelled")
             prompt_id = self.queue(prompt, client_id)
+            with self.lock:
+                self.active[prompt_id] = ws
+            if self.stopped.is_set():  # Ctrl-C came while it was being queued
+                self.cancel()
             if ws is not None:
                 try:
-                    self._follow(ws, prompt_id, deadline, log)
+                    self._follow(ws, prompt_id, deadline, ProgressLines(prompt, log, f" on {self.url}"))
                 except (OSError, ValueError, websocket.WebSocketException):
-                    pass  # the websocket broke: the history below tells what happened
+                    pass  # the websocket broke (or cancel() closed it): the history below tells what happened
+            return self._poll(prompt_id, deadline)
         finally:
+            with self.lock:
+                self.active.pop(prompt_id, None)
             if ws is not None:
-                ws.close(timeout=1.0)
-        return self._poll(prompt_id, deadline)
+                try:
+                    ws.close(timeout=1.0)
+                except (OSError, websocket.WebSocketException):
+                    pass  # aborted by cancel()
 
-    def _follow(self, ws, prompt_id: str, deadline: float, log):
+    def cancel(self) -> list[str]:
+        """Stop following and cancel this runner's prompts on the server: ``POST /queue {"delete": [id]}`` takes a
+        waiting one off the queue, ``POST /interrupt {"prompt_id": id}`` stops a running one (each is a no-op where
+        it does not apply, and neither touches anybody else's prompts). Returns the ids cancelled."""
+        self.stopped.set()
+        with self.lock:
+            active = dict(self.active)
+        for prompt_id, ws in active.items():
+            for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
+                try:
+                    self.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+                except RunError:
+                    pass  # the server is gone: nothing runs there any more
+            if ws is not None:
+                try:
+                    ws.abort()  # wakes the thread waiting in recv
+                except Exception:
+                    pass
+        return list(active)
+
+    def _follow(self, ws, prompt_id: str, deadline: float, progress: ProgressLines):
         """Read the progress messages until ``prompt_id`` ends; RunError when it failed on a node."""
-        last = 0.0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopped.is_set():
             ws.settimeout(min(30.0, max(0.1, deadline - time.monotonic())))
             try:
                 opcode, data = ws.recv_data()  # pings are answered inside
@@ -186,22 +203,24 @@ class ComfyClient:
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
             if kind == "execution_error":
-                raise RunError(f"node {data.get('node_id')} ({data.get('node_type')}) failed on {self.url}: "
-                               f"{data.get('exception_type', 'error')}: {last_line(data.get('exception_message'))}")
+                raise RunError(failure_message(data, f" on {self.url}"))
             if kind == "execution_interrupted":
                 raise RunError(f"the run was interrupted on {self.url} at node {data.get('node_id')}")
             if kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
                 return
             if kind == "execution_success":
                 return
-            if kind == "progress" and log is not None and time.monotonic() - last > 5.0:
-                last = time.monotonic()
-                log(f"{self.url}: node {data.get('node')}: {data.get('value')}/{data.get('max')}")
+            if kind == "progress":
+                progress.step(data.get("node"), data.get("value"), data.get("max"))
+        if self.stopped.is_set():
+            raise Cancelled("cancelled")
         raise RunError(f"server {self.url}: no result within the timeout")
 
     def _poll(self, prompt_id: str, deadline: float) -> dict:
         delay = 0.05
         while True:
+            if self.stopped.is_set():
+                raise Cancelled("cancelled")
             entry = self.history(prompt_id)
             if entry is not None and (entry.get("status") or {}).get("completed") is not None:
                 break
@@ -209,14 +228,13 @@ class ComfyClient:
                 break
             if time.monotonic() > deadline:
                 raise RunError(f"server {self.url}: no result within the timeout")
-            time.sleep(delay)
+            self.stopped.wait(delay)
             delay = min(delay * 2, 1.0)
         status = entry.get("status") or {}
         if status.get("status_str") == "error":
             for name, data in status.get("messages", []):
                 if name == "execution_error":
-                    raise RunError(f"node {data.get('node_id')} ({data.get('node_type')}) failed on {self.url}: "
-                                   f"{data.get('exception_type', 'error')}: {last_line(data.get('exception_message'))}")
+                    raise RunError(failure_message(data, f" on {self.url}"))
             raise RunError(f"server {self.url}: the run failed")
         return entry
 

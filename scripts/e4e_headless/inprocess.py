@@ -1,190 +1,343 @@
-"""In-process mode: ComfyUI's checkpoint loader and CLIP from a full checkout, then the pack's nodes
-in the same graph as the workflow (torch needed)."""
+"""In-process mode: the same API workflow as server mode, run by ComfyUI's own executor in this process.
+
+Needs a full ComfyUI (COMFYUI_PATH, or the ComfyUI whose custom_nodes/ holds this pack) and a Python with its
+requirements. The pack is registered from its folder (``nodes.load_custom_node``), the checkpoint is taken by
+path (its folder added with ``folder_paths.add_model_folder_path``, the workflow names its file), the images go
+into a scratch input folder; then ``execution.validate_prompt`` and ``execution.PromptExecutor``, and the saved
+images come from the executor's history. Progress and Ctrl-C work as in server mode.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
-from .errors import RunError, last_line
-from .images import read_image, read_mask
-from .jobs import Job
-from .settings import DEFAULTS, PACK_NAME, REPO
+from .client import saved_images
+from .errors import Cancelled, RunError, failure_message, last_line, refused_message
+from .jobs import Job, output_path, prepare_inputs, upload_name
+from .progress import ProgressLines
+from .settings import REPO, is_pack
+from .workflow_fill import fill_workflow
+
+CPU_WARNING = ("e4e_run: warning: no CUDA GPU, running on the CPU: the defaults (100 inversion steps for each of "
+               "the two images, then 68 sampled steps, at 512 px) take over an hour there; try a small run first, "
+               "e.g. --steps 20 --size 256")
+_cpu_warned = False  # CPU_WARNING is printed once per process
+# the folders (folder_paths kinds) the file named by --checkpoint is looked up in; Flux: its text encoders and VAE
+# by the workflow's names, next to it
+MODEL_KINDS = {False: ("checkpoints",), True: ("diffusion_models", "text_encoders", "vae")}
 
 
 def comfy_checkout() -> Path:
-    """The full ComfyUI checkout named by COMFYUI_PATH; RunError when there is none."""
+    """COMFYUI_PATH, else the ComfyUI whose custom_nodes/ holds this pack; RunError when there is none."""
     checkout = os.environ.get("COMFYUI_PATH")
     if not checkout:
-        raise RunError("in-process mode needs a full ComfyUI checkout: set COMFYUI_PATH (or pass --server URL)")
+        if REPO.parent.name == "custom_nodes" and (REPO.parents[1] / "comfy").is_dir():
+            return REPO.parents[1]
+        raise RunError("in-process mode needs a full ComfyUI: set COMFYUI_PATH=/path/to/ComfyUI (or pass --server URL)")
     path = Path(checkout).expanduser().resolve()
-    if not (path / "comfy").is_dir() or not (path / "folder_paths.py").is_file():
-        raise RunError(f"COMFYUI_PATH={checkout} is not a full ComfyUI checkout (no comfy/ and folder_paths.py)")
+    if not (path / "comfy").is_dir() or not (path / "execution.py").is_file():
+        raise RunError(f"COMFYUI_PATH={checkout} is not a full ComfyUI checkout (no comfy/ and execution.py)")
     return path
+
+
+def pack_folder(checkout: Path) -> Path:
+    """This pack's folder: the clone the runner lives in, else a copy in the checkout's custom_nodes/."""
+    if is_pack(REPO):
+        return REPO
+    custom = checkout / "custom_nodes"
+    for folder in sorted(custom.iterdir()) if custom.is_dir() else ():
+        if is_pack(folder):
+            return folder
+    raise RunError(f"in-process mode needs the node pack: run scripts/e4e_run.py from a clone of it, or install it "
+                   f"in {custom}/")
 
 
 def check_checkpoint(path: str | None):
     if not path:
-        raise RunError("in-process mode needs --checkpoint PATH (an SD1.5 or SDXL checkpoint file)")
+        raise RunError("in-process mode needs --checkpoint PATH (a checkpoint file; with --flux the diffusion model)")
     if not Path(path).is_file():
         raise RunError(f"--checkpoint: file not found: {path}")
 
 
-def setup_comfy(path: Path):
-    """Put the checkout on sys.path and import its core (on CPU when there is no GPU)."""
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-    import comfy.cli_args
+def gpu_available() -> bool:
     import torch
 
-    if not torch.cuda.is_available():
-        comfy.cli_args.args.cpu = True
-    import comfy.model_management  # noqa: F401  (after args.cpu)
+    return torch.cuda.is_available()
 
 
-def load_pack():
-    """Import this repository as the pack package (as ComfyUI does from custom_nodes/)."""
-    for module in sys.modules.values():
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == REPO / "__init__.py":
-            return module
-    spec = importlib.util.spec_from_file_location(PACK_NAME, REPO / "__init__.py",
-                                                  submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+def warn_if_cpu(settings: dict, log):
+    """Once per process, on a machine without CUDA, unless the run is already a small one."""
+    global _cpu_warned
+    small = (settings.get("steps") or 100) <= 20 and settings["width"] * settings["height"] <= 256 * 256
+    if _cpu_warned or small or gpu_available():
+        return
+    _cpu_warned = True
+    log(CPU_WARNING)
 
 
-def load_checkpoint(path: str):
-    """(model, clip, vae) from a checkpoint file (checked by check_checkpoint), as CheckpointLoaderSimple does."""
-    import comfy.sd
-    import folder_paths
+class InProcessServer:
+    """What ComfyUI's executor and progress handler use of its PromptServer (v0.3.64): events come to
+    ``on_event``."""
 
-    try:
-        out = comfy.sd.load_checkpoint_guess_config(
-            path, output_vae=True, output_clip=True,
-            embedding_directory=folder_paths.get_folder_paths("embeddings"))
-    except Exception as exc:
-        raise RunError(f"--checkpoint: cannot load {path} ({type(exc).__name__}: {exc})") from None
-    model, clip, vae = out[:3]
-    if model is None or clip is None or vae is None:
-        raise RunError(f"--checkpoint: {path} lacks a UNet, text encoder or VAE")
-    return model, clip, vae
-
-
-def encode_prompt(clip, text: str):
-    """CONDITIONING for ``text``, as CLIPTextEncode makes it."""
-    tokens = clip.tokenize(text)
-    if hasattr(clip, "encode_from_tokens_scheduled"):
-        return clip.encode_from_tokens_scheduled(tokens)
-    cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
-    return [[cond, {"pooled_output": pooled}]]
-
-
-def to_tensor(img):
-    """PIL image -> IMAGE ``[1, H, W, 3]`` or MASK ``[H, W]`` (0..1 floats)."""
-    import numpy as np
-    import torch
-
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    t = torch.from_numpy(arr.copy())
-    return t if t.ndim == 2 else t[None]
-
-
-def to_image(tensor):
-    """IMAGE ``[H, W, 3]`` (0..1) -> PIL image."""
-    import numpy as np
-    from PIL import Image
-
-    arr = (tensor.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    return Image.fromarray(arr)
-
-
-def transfer_pipeline(pack, model, vae, positive, negative, reference, target, reference_mask=None,
-                      target_mask=None, settings: dict | None = None):
-    """The workflow's graph on node classes: images (``[1, H, W, 3]``, same size) -> output IMAGE ``[B, H, W, 3]``.
-
-    VAE Encode both images, DDIM Invert Reference both, Load Masks (if masks), Semantic Match Patch,
-    Appearance Transfer Sampler, VAE Decode. ``settings`` overrides DEFAULTS.
-    """
-    import torch
-
-    s = dict(DEFAULTS, **(settings or {}))
-    nodes = pack.NODE_CLASS_MAPPINGS
-    if tuple(reference.shape) != tuple(target.shape):
-        raise RunError(f"reference is {list(reference.shape)} but target is {list(target.shape)}: same size needed")
-    with torch.inference_mode():
-        if s.get("freeu"):  # the authors' FreeU, once, before both inversions and the patch (as the workflows)
-            model = nodes["E4EAuthorsFreeU"]().patch(model, *s["freeu"])[0]
-        invert = nodes["E4EDDIMInvertReference"]()
-        inversions = []
-        for image in (reference, target):
-            latent = {"samples": vae.encode(image[:, :, :, :3])}
-            inv, _start = invert.run(model, positive, latent, s["steps"], s["skip_steps"], s["inversion_cfg"],
-                                     s["method"], s["scheduler"], s["seed"], negative=negative)
-            inversions.append(inv)
-        masks = None
-        if reference_mask is not None or target_mask is not None:
-            if reference_mask is None or target_mask is None:
-                raise RunError("masks: give both --reference-mask and --target-mask, or neither")
-            out = nodes["E4ELoadMasks"]().load("", False, target_mask=target_mask, reference_mask=reference_mask,
-                                               target_image=target, reference_image=reference)
-            masks = out["result"][0]
-        patched = nodes["E4ESemanticMatchPatch"]().patch(
-            model, inversions[0], inversions[1], s["layers"], s["custom_layers"], s["start_percent"],
-            s["end_percent"], s["structure_every"], s["structure_end_percent"], s["strength"],
-            masks=masks)["result"][0]
-        out = nodes["E4EAppearanceTransferSampler"]().sample(patched, positive, negative, s["cfg"], s["adain"],
-                                                              s["adain_start_percent"], s["ending"])
-        latent = out["result"][0]["samples"]
-        images = vae.decode(latent)
-        if images.ndim == 5:  # some VAEs decode with a frame axis
-            images = images.reshape(-1, *images.shape[-3:])
-        return images
-
-
-def run_in_process(jobs: list[Job], args, settings: dict, size: tuple[int, int], out_dir: Path, log):
-    """Each job through transfer_pipeline in this process; each job's outcome is filled in."""
-    checkout = comfy_checkout()
-    check_checkpoint(args.checkpoint)
-    setup_comfy(checkout)
-    model, clip, vae = load_checkpoint(args.checkpoint)
-    try:
-        import tempfile
-
-        import folder_paths  # previews of the nodes go to a throw-away folder, not ComfyUI's temp
-
-        folder_paths.set_temp_directory(tempfile.mkdtemp(prefix="e4e_previews_"))
-    except ImportError:
-        pass
-    pack = load_pack()
-    positive = encode_prompt(clip, settings.get("prompt") or DEFAULTS["prompt"])
-    if settings.get("flux_guidance") is not None:  # as the Flux workflow's FluxGuidance node
-        positive = [[t, dict(extra, guidance=settings["flux_guidance"])] for t, extra in positive]
-    negative = encode_prompt(clip, settings.get("negative") or DEFAULTS["negative"])
-    s = {k: v for k, v in settings.items() if v is not None}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for job in jobs:
-        start = time.monotonic()
-        job.attempts += 1
-        job.server = "in-process"
+    def __init__(self, on_event):
+        self.client_id = None  # set by the executor from extra_data["client_id"]
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.sockets_metadata = {}
+        self.on_event = on_event
         try:
-            ref = to_tensor(read_image(job.reference, "reference", size))
-            tgt = to_tensor(read_image(job.target, "target", size))
-            rm = to_tensor(read_mask(job.reference_mask, "reference mask", size)) if job.reference_mask else None
-            tm = to_tensor(read_mask(job.target_mask, "target mask", size)) if job.target_mask else None
-            images = transfer_pipeline(pack, model, vae, positive, negative, ref, tgt, rm, tm, s)
-            for k in range(images.shape[0]):
-                path = out_dir / (job.name + (f"_{k + 1}" if k else "") + ".png")
-                to_image(images[k]).save(path)
-                job.outputs.append(str(path))
-            job.done = True
-        except RunError as exc:
-            job.error = str(exc)
-        except Exception as exc:  # the nodes' own input errors (ValueError) and anything else, in one line
-            job.error = f"{type(exc).__name__}: {last_line(exc)}"
-        job.seconds = time.monotonic() - start
-        log(f"{'done' if job.done else 'failed'}: {job.name} ({job.seconds:.1f} s)")
+            from aiohttp import web
+
+            self.routes = web.RouteTableDef()  # packs decorate PromptServer.instance.routes at import time
+        except ImportError:
+            self.routes = None
+
+    def send_sync(self, event, data, sid=None):
+        self.on_event(event, data)
+
+    def send_progress_text(self, text, node_id, sid=None):
+        pass
+
+    def queue_updated(self):
+        pass
+
+
+class Comfy:
+    """ComfyUI's modules, imported from ``checkout`` with its folders at ``base``; ``close()`` puts back what it
+    changed in modules it did not import (when the runner shares a process with other ComfyUI code)."""
+
+    def __init__(self, checkout: Path, base: Path, log):
+        self.log = log
+        for sub in ("input", "output", "temp", "user"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        # ComfyUI is no installed package: its modules import from its folder, as main.py run from there does
+        if str(checkout) not in sys.path:
+            sys.path.insert(0, str(checkout))
+        import comfy.cli_args  # never comfy.options.enable_args_parsing(): ComfyUI would parse our argv
+
+        if not gpu_available():
+            comfy.cli_args.args.cpu = True  # read when comfy.model_management is imported
+        if "folder_paths" not in sys.modules:
+            comfy.cli_args.args.base_directory = str(base)  # read when folder_paths is imported
+        import folder_paths
+
+        self.folder_paths = fp = folder_paths
+        self.saved_dirs = (fp.get_input_directory(), fp.get_output_directory(), fp.get_temp_directory(),
+                           fp.get_user_directory())
+        fp.set_input_directory(str(base / "input"))
+        fp.set_output_directory(str(base / "output"))
+        fp.set_temp_directory(str(base / "temp"))
+        fp.set_user_directory(str(base / "user"))
+        self.added_model_dirs: list[tuple[str, str]] = []
+        import comfy.model_management
+        import comfy.utils
+
+        try:  # before nodes.py puts comfy/ on sys.path: server.py needs the package utils, not comfy/utils.py
+            import utils.extra_config  # noqa: F401
+        except ImportError:
+            pass
+        import execution
+
+        import nodes
+
+        if Path(nodes.__file__).resolve() != (checkout / "nodes.py").resolve():
+            raise RunError(f"'import nodes' gave {nodes.__file__}, not {checkout / 'nodes.py'}: run from another folder")
+        self.mm, self.utils, self.execution, self.nodes = comfy.model_management, comfy.utils, execution, nodes
+        from comfy_execution.progress import get_progress_state
+        from comfy_execution.utils import get_executing_context
+
+        self.get_progress_state, self.get_executing_context = get_progress_state, get_executing_context
+
+    def add_model_folder(self, kind: str, folder: str):
+        paths = self.folder_paths.folder_names_and_paths.get(kind, ([],))[0]
+        if folder not in paths:
+            self.added_model_dirs.append((kind, folder))
+        self.folder_paths.add_model_folder_path(kind, folder, is_default=True)
+
+    def register_pack(self, pack: Path):
+        """The pack's nodes in ComfyUI's registry, loaded from its folder as ComfyUI loads custom_nodes/ (unless
+        they are there already: the runner inside ComfyUI, a second run)."""
+        registry = self.nodes.NODE_CLASS_MAPPINGS
+        init = (pack / "__init__.py").resolve()
+        for module in list(sys.modules.values()):
+            file = getattr(module, "__file__", None)
+            if file and Path(file).resolve() == init:
+                mapping = getattr(module, "NODE_CLASS_MAPPINGS", None) or {}
+                if mapping and all(registry.get(k) is v for k, v in mapping.items()):
+                    return
+        ok = asyncio.run(self.nodes.load_custom_node(str(pack), ignore=set(registry)))
+        if not ok:
+            raise RunError(f"ComfyUI could not load the node pack from {pack} (its log above says why)")
+
+    @staticmethod
+    def prompt_server():
+        """ComfyUI's server.PromptServer class (None where server.py cannot be imported: no node then needs it)."""
+        try:
+            import server
+        except ImportError:
+            return None
+        return server.PromptServer
+
+    def require(self, prompt: dict):
+        """ComfyUI's extra built-in nodes (comfy_extras: FluxGuidance...) when the workflow uses one."""
+        missing = {n["class_type"] for n in prompt.values()} - set(self.nodes.NODE_CLASS_MAPPINGS)
+        if missing:
+            asyncio.run(self.nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+        missing = {n["class_type"] for n in prompt.values()} - set(self.nodes.NODE_CLASS_MAPPINGS)
+        if missing:
+            raise RunError(f"workflow: ComfyUI has no node types {sorted(missing)}")
+
+    def close(self):
+        fp = self.folder_paths
+        for setter, folder in zip((fp.set_input_directory, fp.set_output_directory, fp.set_temp_directory,
+                                   fp.set_user_directory), self.saved_dirs):
+            setter(folder)
+        for kind, folder in self.added_model_dirs:
+            paths = fp.folder_names_and_paths[kind][0]
+            if folder in paths:
+                paths.remove(folder)
+
+
+class Runner:
+    """ComfyUI's executor with the 'server' it reports to, for every job of a run (its cache keeps the loaded
+    checkpoint between jobs)."""
+
+    def __init__(self, comfy: Comfy, log):
+        self.comfy, self.log = comfy, log
+        self.progress = None
+        self.server = InProcessServer(self.on_event)
+        self.executor = comfy.execution.PromptExecutor(self.server, cache_type=comfy.execution.CacheType.CLASSIC)
+        self.pressed = False  # Ctrl-C
+
+    def on_event(self, event, data):
+        if event == "progress" and self.progress is not None:
+            self.progress.step(data.get("node"), data.get("value"), data.get("max"))
+
+    def hook(self, value, total, preview_image, prompt_id=None, node_id=None):
+        """comfy.utils' progress-bar hook, as main.py's: a step of a node (and where Ctrl-C stops a sampler)."""
+        comfy, server = self.comfy, self.server
+        context = comfy.get_executing_context()
+        if context is not None:
+            prompt_id, node_id = prompt_id or context.prompt_id, node_id or context.node_id
+        comfy.mm.throw_exception_if_processing_interrupted()
+        node_id = node_id or server.last_node_id
+        comfy.get_progress_state().update_progress(node_id, value, total, preview_image)
+        server.send_sync("progress", {"value": value, "max": total, "prompt_id": prompt_id or server.last_prompt_id,
+                                      "node": node_id}, server.client_id)
+
+    def on_sigint(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        self.log("e4e_run: stopping at the next step (Ctrl-C again to stop at once)")
+        self.comfy.mm.interrupt_current_processing(True)
+
+    def execute(self, prompt: dict) -> dict:
+        """Validate and run ``prompt``; its history outputs ({node id: ui dict}). The first Ctrl-C stops the run at
+        the next step (ComfyUI's interrupt flag), a second one at once."""
+        comfy = self.comfy
+        prompt_id = str(uuid.uuid4())
+        ok, error, outputs, node_errors = asyncio.run(comfy.execution.validate_prompt(prompt_id, prompt, None))
+        if not ok or node_errors:  # ComfyUI runs the outputs that validate; a transfer needs all of them
+            raise RunError(refused_message({"error": error, "node_errors": node_errors}, "ComfyUI"))
+        self.progress = ProgressLines(prompt, self.log)
+        self.server.last_prompt_id = prompt_id
+        prompt_server = comfy.prompt_server()  # nodes reach the server as server.PromptServer.instance
+        saved = (comfy.utils.PROGRESS_BAR_HOOK, getattr(prompt_server, "instance", None))
+        main_thread = threading.current_thread() is threading.main_thread()
+        old_handler = signal.signal(signal.SIGINT, self.on_sigint) if main_thread else None
+        comfy.utils.set_progress_bar_global_hook(self.hook)
+        if prompt_server is not None:
+            prompt_server.instance = self.server
+        try:
+            self.executor.execute(prompt, prompt_id, extra_data={"client_id": "e4e-run"}, execute_outputs=outputs)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, old_handler)
+            comfy.utils.set_progress_bar_global_hook(saved[0])
+            if prompt_server is not None:
+                prompt_server.instance = saved[1]
+        events = dict(self.executor.status_messages)
+        if self.pressed or "execution_interrupted" in events:
+            raise Cancelled("cancelled")
+        if "execution_error" in events:
+            raise RunError(failure_message(events["execution_error"]))
+        if "execution_success" not in events:
+            raise RunError("ComfyUI's executor ended without success")
+        return self.executor.history_result["outputs"]
+
+
+def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple[int, int], out_dir: Path, log,
+                   checkpoint: str | None, flux: bool = False):
+    """Each job through ComfyUI's executor in this process; each job's outcome is filled in. Raises Cancelled
+    after Ctrl-C."""
+    checkout = comfy_checkout()
+    check_checkpoint(checkpoint)
+    pack = pack_folder(checkout)
+    if importlib.util.find_spec("torch") is None:
+        raise RunError(f"in-process mode runs with ComfyUI's Python; {sys.executable} has no torch (or pass "
+                       "--server URL)")
+    warn_if_cpu(settings, log)
+    base = Path(tempfile.mkdtemp(prefix="e4e_inprocess_"))
+    comfy = None
+    try:
+        try:
+            comfy = Comfy(checkout, base, log)
+        except ImportError as exc:
+            raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
+                           f"pip install -r {checkout / 'requirements.txt'}") from None
+        for kind in MODEL_KINDS[flux]:
+            comfy.add_model_folder(kind, str(Path(checkpoint).resolve().parent))
+        comfy.register_pack(pack)
+        settings = dict(settings, checkpoint=Path(checkpoint).name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        runner = Runner(comfy, log)
+        for job in jobs:
+            if runner.pressed:
+                raise Cancelled("cancelled")
+            start = time.monotonic()
+            job.attempts += 1
+            job.server = "in-process"
+            try:
+                names = {}
+                for key, data in prepare_inputs(job, size).items():
+                    names[key] = upload_name(key, data)
+                    (base / "input" / names[key]).write_bytes(data)
+                prompt = fill_workflow(workflows["masks" if job.reference_mask else "whole"], names, settings)
+                comfy.require(prompt)
+                outputs = runner.execute(prompt)
+                images = saved_images(prompt, {"outputs": outputs})
+                if not images:
+                    raise RunError("the run finished without a saved image")
+                for k, image in enumerate(images):
+                    source = Path(comfy.folder_paths.get_directory_by_type(image.get("type", "output")),
+                                  image.get("subfolder", ""), image["filename"])
+                    path = output_path(out_dir, job, k, source.suffix)
+                    shutil.copyfile(source, path)
+                    job.outputs.append(str(path))
+                job.error, job.done = None, True
+            except Cancelled:
+                raise
+            except RunError as exc:
+                job.error = str(exc)
+            except Exception as exc:  # anything else, in one line, with the job; go on with the next one
+                job.error = f"{type(exc).__name__}: {last_line(exc)}"
+            job.seconds = time.monotonic() - start
+            log(f"{'done' if job.done else 'failed'}: {job.name} ({job.seconds:.1f} s)")
+            comfy.mm.soft_empty_cache()
+    except KeyboardInterrupt:  # a second Ctrl-C
+        raise Cancelled("cancelled") from None
+    finally:
+        if comfy is not None:
+            comfy.close()
+        shutil.rmtree(base, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,3 +68,13 @@ def prepare_inputs(job: Job, size: tuple[int, int]) -> dict:
         files["reference_mask"] = png_bytes(read_mask(job.reference_mask, "reference mask", size))
         files["target_mask"] = png_bytes(read_mask(job.target_mask, "target mask", size))
     return files
+
+
+def upload_name(key: str, data: bytes) -> str:
+    """The name an input file gets on a server or in the scratch input folder (by content: no clashes)."""
+    return f"e4e_{hashlib.sha1(data).hexdigest()[:12]}_{key}.png"
+
+
+def output_path(out_dir: Path, job: Job, k: int, suffix: str) -> Path:
+    """Where the ``k``-th saved image of ``job`` goes."""
+    return out_dir / (job.name + (f"_{k + 1}" if k else "") + (suffix or ".png"))

@@ -1,15 +1,39 @@
-"""The authors' settings, the shipped checkpoints and prompt, the node titles the runner fills, the paths."""
+"""The authors' settings, the shipped checkpoints and prompt, the titles of the shipped workflows' nodes, the paths.
+
+In a clone the runner lives in ``scripts/e4e_headless`` and reads the repository's files; installed
+(``pip install .``) it reads the copies packaged with it (pyproject.toml: ``e4e_headless.workflows`` is
+``workflows/api``, ``e4e_headless/authors/defaults.py`` is ``engine/defaults.py``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / "workflows"
-# API-format copies live one folder down: ComfyUI lists every workflows/*.json as an editor template.
-API_WORKFLOWS = WORKFLOWS / "api"
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parents[1]  # the repository root, when the runner lives in a clone
+
+
+def _packaged_or_repo(packaged: Path, in_repo: Path) -> Path:
+    return packaged if packaged.exists() else in_repo
+
+
+# API-format copies of the workflows (in the repository one folder down: ComfyUI lists every workflows/*.json as
+# an editor template)
+API_WORKFLOWS = _packaged_or_repo(PACKAGE / "workflows", REPO / "workflows" / "api")
+AUTHORS_FILE = _packaged_or_repo(PACKAGE / "authors" / "defaults.py", REPO / "engine" / "defaults.py")
 PACK_NAME = "eye_for_an_eye"
+PROJECT_NAME = "eye-for-an-eye-appearance-transfer"  # pyproject.toml's [project] name: how a pack folder is known
+
+
+def is_pack(folder: Path) -> bool:
+    """Whether ``folder`` holds this node pack (its __init__.py, nodes/ and pyproject.toml)."""
+    try:
+        project = (folder / "pyproject.toml").read_text()
+    except OSError:
+        return False
+    return (folder / "__init__.py").is_file() and (folder / "nodes").is_dir() and f'"{PROJECT_NAME}"' in project
+
 
 SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
@@ -22,7 +46,7 @@ DEFAULT_DOMAIN = "dog"
 
 def _load_authors():
     """engine/defaults.py, the authors' settings, loaded by path (the runner needs no ComfyUI)."""
-    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", REPO / "engine" / "defaults.py")
+    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", AUTHORS_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -69,7 +93,8 @@ DEFAULTS = {
     "filename_prefix": "e4e/transfer",
 }
 
-# Node titles (``_meta.title`` in API workflows) that the runner fills.
+# The titles (``_meta.title``) scripts/make_workflows.py gives the shipped workflows' nodes. The runner finds nodes
+# by class and links (workflow_fill.find_nodes), not by these: users rename titles.
 TITLES = {
     "checkpoint": "Checkpoint",
     "unet": "Diffusion model",
