@@ -30,8 +30,12 @@ CUSTOM_DEFAULT = "output.6-11"  # custom_layers' default (the paper's six layers
 
 # One item of custom_layers: a block kind, a dot (or a space), a number or a range. Items are separated by commas
 # or semicolons. The editor checks what is typed with the same pattern (GRAMMAR goes into the node definition).
-ITEM = re.compile(r"^\s*(input|middle|output|double|single)(?:\s*\.\s*|\s+)(\d+)(?:\s*-\s*(\d+))?\s*$")
+# Plain ASCII classes only, so that Python's re and the editor's JavaScript RegExp read it alike.
+ITEM = re.compile(r"^[ \t]*(input|middle|output|double|single)(?:[ \t]*\.[ \t]*|[ \t]+)([0-9]+)"
+                  r"(?:[ \t]*-[ \t]*([0-9]+))?[ \t]*$")
 SEPARATORS = ",;"
+BLANK = " \t"  # an item of only these is skipped
+MAX_BLOCKS = 4096  # more than any model has: refused before a range is spelled out
 # The blocks each family has at most (SD3.5 Large: 38 joint blocks, named "double"); a model's own list is in the
 # patch node's UI output after a run.
 FAMILY_BLOCKS = {
@@ -44,6 +48,8 @@ FAMILY_BLOCKS = {
 GRAMMAR = {
     "item": ITEM.pattern,
     "separators": SEPARATORS,
+    "blank": BLANK,
+    "max_blocks": MAX_BLOCKS,
     "kinds": list(BLOCK_KINDS),
     "families": FAMILY_BLOCKS,
     "example": {"unet": "output.6-11, output.3", "dit": "double.0-1, single.34-37"},
@@ -74,8 +80,10 @@ def dit_layers(preset: str, blocks: set[tuple[str, int]]) -> list[tuple[str, int
 def parse_layers(text: str) -> list[tuple[str, int]]:
     """``"output.6-11, output.3, input.7"`` -> ``[("output", 6), ..., ("input", 7)]`` (the grammar of ``ITEM``)."""
     layers: list[tuple[str, int]] = []
-    for part in filter(None, (p.strip() for p in re.split(f"[{SEPARATORS}]", text or ""))):
-        m = ITEM.match(part)
+    for part in re.split(f"[{SEPARATORS}]", text or ""):
+        if not part.strip(BLANK):
+            continue
+        m = ITEM.fullmatch(part)  # (re.match would let "$" match before a final newline)
         if m is None:
             raise ValueError(
                 f"custom_layers: {part!r} is not like 'output.6', 'output.6-11' or 'single.34-37' "
@@ -85,6 +93,8 @@ def parse_layers(text: str) -> list[tuple[str, int]]:
         stop = int(m.group(3)) if m.group(3) is not None else start
         if start > stop:
             raise ValueError(f"custom_layers: {part!r} is an empty range")
+        if stop - start + len(layers) >= MAX_BLOCKS:
+            raise ValueError(f"custom_layers: {part!r} names more blocks than any model has")
         layers += [(block, i) for i in range(start, stop + 1) if (block, i) not in layers]
     if not layers:
         raise ValueError("custom_layers: empty; name at least one block, e.g. 'output.6-11'")

@@ -1,7 +1,13 @@
 """Generate the shipped workflows (editor + API format) and their thumbnails from one description.
 
-    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py          # workflows/NAME.json, NAME.jpg, api/
+    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py          # workflows/TITLE.json, TITLE.jpg, api/
     COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py --check  # fails if the files are out of date
+
+Each workflow has a short name (its API file, api/NAME.api.json, which scripts and the headless runner use) and a
+title (TEMPLATES below), the name of its editor file and thumbnail. ComfyUI's template browser shows nothing but the
+file name: the card's title is the file name without ".json", its description the same with "-" and "_" turned
+into spaces (frontends 1.27 to 1.58 read no per-pack index or metadata), so the titles are written to be read.
+The pack's category label in the browser comes from locales/en/main.json.
 
 Run it with a full ComfyUI's Python (scripts/run_tests.sh makes one: .venv-comfyui, with .comfyui/ComfyUI). The
 inputs of each node (order, widgets, defaults) come from the real node definitions: this pack's INPUT_TYPES and
@@ -24,6 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 COL_WIDTH, GAP = 360, 30
+# short name -> title: the editor file workflows/TITLE.json (and TITLE.jpg), as the template browser shows it.
+# Letters, digits, spaces, "-" and "." only: both frontends fetch /api/workflow_templates/<pack>/<TITLE>.json.
+TEMPLATES = {
+    "sd15_masks": "Eye-for-an-eye SD1.5 with masks",
+    "sd15_whole_image": "Eye-for-an-eye SD1.5 whole images",
+    "sdxl": "Eye-for-an-eye SDXL with masks",
+    "sd15_two_objects": "Eye-for-an-eye SD1.5 two objects",
+    "sd15_ksampler_advanced": "Eye-for-an-eye SD1.5 with KSamplerAdvanced",
+    "flux": "Eye-for-an-eye Flux.1-dev with masks",
+}
 
 
 def _load_runner():
@@ -58,9 +74,7 @@ def node_specs() -> dict:
     import harness
     import real_comfy
 
-    host = harness.setup_host()
-    if not host.full:
-        raise SystemExit("make_workflows: needs a full ComfyUI checkout (set COMFYUI_PATH and use its Python)")
+    host = harness.setup_host()  # a full ComfyUI checkout (COMFYUI_PATH), or a clear error
     return _Specs(real_comfy.RealComfy(host.path, Path(tempfile.mkdtemp(prefix="e4e_specs_")), harness.load_pack()))
 
 
@@ -434,7 +448,7 @@ def graphs(specs: dict) -> list[Graph]:
                    "The whole target takes the whole reference's appearance (nothing is kept as background).",
                    specs, RUN.SD15_CHECKPOINT, D["size"], masks=False),
         one_object("sdxl", "SDXL: one object, with masks",
-                   "As sd15_masks on SDXL at 1024 px; the patch uses the decoder blocks output 0-5.",
+                   "As the SD1.5 workflow with masks, on SDXL at 1024 px; the patch uses the decoder blocks output 0-5.",
                    specs, RUN.SDXL_CHECKPOINT, D["sdxl_size"], masks=True),
         two_objects(specs),
         ksampler_advanced(specs),
@@ -528,10 +542,17 @@ def thumbnail(g: Graph) -> bytes:
 def render(specs: dict) -> dict[str, bytes]:
     files = {}
     for g in graphs(specs):
-        files[f"{g.name}.json"] = (json.dumps(g.editor(), indent=1) + "\n").encode()
+        title = TEMPLATES[g.name]
+        files[f"{title}.json"] = (json.dumps(g.editor(), indent=1) + "\n").encode()
         files[f"api/{g.name}.api.json"] = (json.dumps(g.api(), indent=1) + "\n").encode()
-        files[f"{g.name}.jpg"] = thumbnail(g)
+        files[f"{title}.jpg"] = thumbnail(g)
     return files
+
+
+def shipped_files() -> set[str]:
+    """What workflows/ holds now of what render() writes (workflows/inputs/, the example images, is not ours)."""
+    top = {p.name for p in WORKFLOWS.glob("*") if p.is_file() and p.suffix in (".json", ".jpg")}
+    return top | {f"api/{p.name}" for p in (WORKFLOWS / "api").glob("*.api.json")}
 
 
 def main(argv=None) -> int:
@@ -541,17 +562,20 @@ def main(argv=None) -> int:
     files = render(node_specs())
     stale = [n for n, data in files.items() if not n.endswith(".jpg")
              and (not (WORKFLOWS / n).is_file() or (WORKFLOWS / n).read_bytes() != data)]
+    extra = sorted(shipped_files() - set(files))
     if args.check:
         missing = [n for n in files if not (WORKFLOWS / n).is_file()]
-        if stale or missing:
-            print(f"out of date: {', '.join(sorted(set(stale + missing)))}; run scripts/make_workflows.py")
+        if stale or missing or extra:
+            print(f"out of date: {', '.join(sorted(set(stale + missing + extra)))}; run scripts/make_workflows.py")
             return 1
         print("workflows/ is up to date")
         return 0
     for n, data in files.items():
         (WORKFLOWS / n).parent.mkdir(parents=True, exist_ok=True)
         (WORKFLOWS / n).write_bytes(data)
-    print(f"wrote {len(files)} files to {WORKFLOWS.relative_to(REPO)}/")
+    for n in extra:  # a renamed workflow's old files
+        (WORKFLOWS / n).unlink()
+    print(f"wrote {len(files)} files to {WORKFLOWS.relative_to(REPO)}/" + (f", removed {', '.join(extra)}" if extra else ""))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The shipped workflows (workflows/NAME.json, NAME.jpg, api/NAME.api.json).
+"""The shipped workflows (workflows/TITLE.json, TITLE.jpg, api/NAME.api.json; TITLE from make_workflows.TEMPLATES).
 
 API files are checked by ComfyUI's own prompt validation (the code behind ``POST /prompt``) of a full checkout;
 the editor files by the real editor, in tests/test_web.py. What the pack means by them (the authors' settings,
@@ -7,9 +7,8 @@ which image goes where) is checked here on any host.
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
+import re
 
 import e2e_support as es
 import pytest
@@ -24,18 +23,42 @@ def runner():
 
 def test_shipped_files_are_exactly_the_workflows():
     """Every workflow has its editor file and thumbnail in workflows/ (ComfyUI lists each workflows/*.json as a
-    template, with NAME.jpg as its picture) and its API file in workflows/api/; nothing else lies there."""
-    expected = {f"{n}{ext}" for n in NAMES for ext in (".json", ".jpg")}
+    template, with TITLE.jpg as its picture) and its API file in workflows/api/; nothing else lies there (the
+    example images in workflows/inputs/ aside)."""
+    titles = [es.title(n) for n in NAMES]
+    expected = {f"{t}{ext}" for t in titles for ext in (".json", ".jpg")}
     expected |= {f"api/{n}.api.json" for n in NAMES}
-    present = {str(p.relative_to(es.WORKFLOWS)) for p in es.WORKFLOWS.rglob("*") if p.is_file()}
+    present = {str(p.relative_to(es.WORKFLOWS)) for p in es.WORKFLOWS.rglob("*")
+               if p.is_file() and p.relative_to(es.WORKFLOWS).parts[0] != "inputs"}
     assert present == expected
+    assert not (es.WORKFLOWS / "index.json").exists()  # ComfyUI 0.3.64 would list it as a broken template
+
+
+def test_template_titles_read_as_titles():
+    """The template browser shows the file name as the title (and, with "-"/"_" as spaces, as the description):
+    each names the pack and its model, in characters both frontends fetch and every file system takes."""
+    titles = [es.title(n) for n in NAMES]
+    assert len(set(titles)) == len(titles) == len(es.make_workflows().TEMPLATES)
+    for t in titles:
+        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev) [A-Za-z0-9 .-]+", t), t
+        assert "_" not in t and "  " not in t and not t.endswith((".", " ")), t
+
+
+def test_the_template_category_is_labelled():
+    """locales/en/main.json names the pack's category in the template browser, under the folder names a clone
+    gets (the server keys templates by the folder under custom_nodes)."""
+    import json
+
+    labels = json.loads((es.REPO / "locales" / "en" / "main.json").read_text())["templateWorkflows"]["category"]
+    assert labels["eye_for_an_eye"] == "Eye-for-an-eye"
+    assert set(labels.values()) == {"Eye-for-an-eye"}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_thumbnail(name):
     from PIL import Image
 
-    data = (es.WORKFLOWS / f"{name}.jpg").read_bytes()
+    data = (es.WORKFLOWS / f"{es.title(name)}.jpg").read_bytes()
     assert len(data) < 50_000
     img = Image.open(io.BytesIO(data))
     assert img.format == "JPEG"
@@ -174,12 +197,9 @@ def test_flux_workflow_uses_the_usual_loaders():
 
 @pytest.mark.server
 def test_generated_files_are_up_to_date():
-    """workflows/ is what scripts/make_workflows.py writes now from the real node definitions."""
-    path = es.REPO / "scripts" / "make_workflows.py"
-    spec = importlib.util.spec_from_file_location("make_workflows", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_workflows"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    """workflows/ is what scripts/make_workflows.py writes now from the real node definitions (and nothing more)."""
+    module = es.make_workflows()
     files = module.render(module.node_specs())
     stale = [n for n, data in files.items() if n.endswith(".json") and (es.WORKFLOWS / n).read_bytes() != data]
     assert not stale, f"out of date (run scripts/make_workflows.py with a full ComfyUI): {stale}"
+    assert module.shipped_files() == set(files), "renamed or removed workflows left behind"

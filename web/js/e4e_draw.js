@@ -97,13 +97,13 @@ function drawRefHover(ctx, scene, entry, hover, radius) {
 }
 
 /**
- * Paint one entry. view = {targetImage, refImages, hover, overlay, radius, targetLabel, clear}.
+ * Paint one entry. view = {targetImage, refImages, hover, overlay, radius}.
  * Images that are not loaded (or null) are drawn as placeholders.
  */
 export function drawViewer(ctx, scene, entry, view = {}) {
   if (!ctx || !scene || !entry) return;
   ctx.save();
-  if (view.clear !== false) ctx.clearRect(0, 0, scene.width, scene.height);
+  ctx.clearRect(0, 0, scene.width, scene.height);
   ctx.fillStyle = PANEL_BG;
   for (const b of [scene.targetBox, ...scene.refBoxes]) ctx.fillRect(b.x, b.y, b.w, b.h);
   drawImageOrPlaceholder(ctx, view.targetImage, scene.targetRect, "no preview");
@@ -113,7 +113,7 @@ export function drawViewer(ctx, scene, entry, view = {}) {
     strokeRect(ctx, rect, refColour(r), 2);
     if (rect) label(ctx, `ref ${r + 1}`, rect.x + 2, rect.y + 2, refColour(r));
   });
-  if (scene.targetRect) label(ctx, view.targetLabel || "target", scene.targetRect.x + 2, scene.targetRect.y + 2);
+  if (scene.targetRect) label(ctx, "target", scene.targetRect.x + 2, scene.targetRect.y + 2);
   const hover = view.hover;
   if (hover && hover.kind === "target") drawTargetHover(ctx, scene, entry, hover);
   else if (hover && hover.kind === "ref") drawRefHover(ctx, scene, entry, hover, view.radius || 0);

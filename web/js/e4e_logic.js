@@ -1,13 +1,15 @@
 // Pure logic of the Eye-for-an-eye viewer: no DOM, no ComfyUI import, no side effects.
 // ComfyUI loads every .js file of the pack's web directory as a module, so this file only
 // declares constants and functions. Rects are {x, y, w, h} in CSS pixels; grids are [h, w].
+// The layer grammar is not defined here: it is engine/layers.py's GRAMMAR, which the node
+// definition hands over as the custom_layers option `e4e_grammar` (see grammarOf).
 
 export const EXTENSION_NAME = "eye_for_an_eye.viewer";
 export const SAMPLER_NODE = "E4EAppearanceTransferSampler";
 export const PATCH_NODE = "E4ESemanticMatchPatch";
 export const CUSTOM_LAYERS = "custom";
-
-const BLOCK_LIMITS = { input: 11, middle: 0, output: 11 };
+export const GRAMMAR_OPTION = "e4e_grammar";
+// More blocks than any model has; a longer range is refused instead of being listed one by one.
 
 // ---------------------------------------------------------------- src decoding
 
@@ -69,7 +71,6 @@ export function parseEntry(raw) {
     layer: typeof raw.layer === "string" ? raw.layer : null,
     step: Number.isFinite(raw.step) ? raw.step : null,
     target: raw.target ?? null,
-    output: raw.output ?? null,
     references: refGrids.map((_, r) => refs[r] ?? null),
   };
 }
@@ -110,13 +111,6 @@ export function pointToToken(px, py, rect, grid) {
   const x = Math.min(w - 1, Math.floor(u * w));
   const y = Math.min(h - 1, Math.floor(v * h));
   return { index: y * w + x, x, y };
-}
-
-/** Pointer over a box showing an image of imageSize [w, h] (default: the grid's shape) -> token or null. */
-export function pointerToToken(px, py, box, grid, imageSize) {
-  if (!isGrid(grid)) return null;
-  const [iw, ih] = imageSize && imageSize[0] > 0 && imageSize[1] > 0 ? imageSize : [grid[1], grid[0]];
-  return pointToToken(px, py, fitContain(box, iw, ih), grid);
 }
 
 /** Rect of token index on the displayed image rect, or null when out of range. */
@@ -238,46 +232,88 @@ export function formatSummary(s) {
 // ---------------------------------------------------------------- layers widget
 
 /**
- * "output.6-11, output.3, input.7" -> {layers: [["output", 6], ..., ["output", 3], ["input", 7]], error: null}.
- * Bad input -> {layers: [], error: "<clear message>"}. Duplicates are dropped, order kept.
+ * The grammar of custom_layers from the node definition (nodeData of beforeRegisterNodeDef):
+ * {item: RegExp, separators: RegExp, kinds, known: Set of "kind.i" any family has, example}, or null.
  */
-export function parseCustomLayers(text) {
-  const fail = (error) => ({ layers: [], error });
-  if (typeof text !== "string" || !text.trim()) {
-    return fail('custom_layers is empty: write blocks like "output.6-11, output.3"');
+export function grammarOf(nodeData) {
+  const entry = nodeData?.input?.required?.custom_layers;
+  return compileGrammar(Array.isArray(entry) ? entry[1]?.[GRAMMAR_OPTION] : null);
+}
+
+/** engine/layers.py's GRAMMAR (as JSON) -> the compiled grammar, or null when it is unusable. */
+export function compileGrammar(spec) {
+  if (!spec || typeof spec.item !== "string" || typeof spec.separators !== "string" || !spec.separators) return null;
+  let item;
+  try {
+    item = new RegExp(spec.item);
+  } catch {
+    return null;
   }
+  const separators = new RegExp(`[${spec.separators.replace(/[\\\]^-]/g, "\\$&")}]`);
+  const kinds = Array.isArray(spec.kinds) ? spec.kinds.map(String) : [];
+  const known = new Set();
+  for (const blocks of Object.values(spec.families || {})) {
+    for (const [kind, ids] of Object.entries(blocks || {})) {
+      for (const i of Array.isArray(ids) ? ids : []) known.add(`${kind}.${i}`);
+    }
+  }
+  const example = Object.values(spec.example || {}).map((e) => `"${e}"`).join(" or ");
+  const blank = typeof spec.blank === "string" ? spec.blank : " ";
+  const maxBlocks = Number.isInteger(spec.max_blocks) ? spec.max_blocks : Infinity;
+  return { item, separators, kinds, known, example, blank, maxBlocks };
+}
+
+/**
+ * Parse custom_layers as engine/layers.parse_layers does: "output.6-11, output.3" ->
+ * {layers: [["output", 6], ..., ["output", 3]], error: null}; duplicates dropped, order kept.
+ * Bad input -> {layers: [], error: "<clear message>"}.
+ */
+export function parseCustomLayers(text, grammar) {
+  const fail = (error) => ({ layers: [], error });
+  if (!grammar) return fail("custom_layers: the node definition carries no layer grammar");
   const layers = [];
   const seen = new Set();
-  for (const raw of text.split(/[,;]/)) {
-    const item = raw.trim();
-    if (!item) continue;
-    const m = /^([a-z]+)\s*\.?\s*(\d+)(?:\s*-\s*(\d+))?$/i.exec(item);
-    if (!m) return fail(`"${item}" is not a layer: use block.index or block.first-last, e.g. output.6-11`);
-    const block = m[1].toLowerCase();
-    if (!(block in BLOCK_LIMITS)) return fail(`"${item}": unknown block "${m[1]}" (use input, middle or output)`);
-    const a = Number(m[2]);
-    const b = m[3] === undefined ? a : Number(m[3]);
-    if (b < a) return fail(`"${item}": range goes backwards (write ${block}.${b}-${a})`);
-    const max = BLOCK_LIMITS[block];
-    if (b > max) return fail(`"${item}": ${block} blocks go from 0 to ${max}`);
-    for (let i = a; i <= b; i++) {
-      const key = `${block}.${i}`;
+  for (const part of String(text ?? "").split(grammar.separators)) {
+    if ([...part].every((ch) => grammar.blank.includes(ch))) continue;
+    const m = grammar.item.exec(part);
+    if (!m) return fail(`"${part}" is not a layer: write e.g. ${grammar.example} (blocks: ${grammar.kinds.join(", ")})`);
+    const kind = m[1];
+    const first = Number(m[2]);
+    const last = m[3] === undefined ? first : Number(m[3]);
+    if (first > last) return fail(`"${part}" is an empty range (write ${kind}.${last}-${first})`);
+    if (last - first + layers.length >= grammar.maxBlocks) return fail(`"${part}" names more blocks than any model has`);
+    for (let i = first; i <= last; i++) {
+      const key = `${kind}.${i}`;
       if (!seen.has(key)) {
         seen.add(key);
-        layers.push([block, i]);
+        layers.push([kind, i]);
       }
     }
   }
-  if (!layers.length) return fail('custom_layers names no layer: write e.g. "output.6-11"');
+  if (!layers.length) return fail(`custom_layers is empty: name at least one block, e.g. ${grammar.example}`);
   return { layers, error: null };
+}
+
+const asPair = (l) => {
+  const [b, i] = Array.isArray(l) ? l : String(l).split(".");
+  return [String(b), Number(i)];
+};
+
+/** ["output.11", "output.3", "input.4"] or pairs -> pairs sorted by the grammar's kind order, then index. */
+export function sortLayers(layers, grammar) {
+  const order = (k) => {
+    const i = grammar ? grammar.kinds.indexOf(k) : -1;
+    return i < 0 ? Infinity : i;
+  };
+  return (layers || [])
+    .map(asPair)
+    .filter(([, i]) => Number.isInteger(i))
+    .sort((a, b) => order(a[0]) - order(b[0]) || a[0].localeCompare(b[0]) || a[1] - b[1]);
 }
 
 /** [["output", 6], ["output", 7], ["input", 7]] or ["output.6", ...] -> "output.6-7, input.7". */
 export function formatLayers(layers) {
-  const items = (layers || [])
-    .map((l) => (Array.isArray(l) ? l : String(l).split(".")))
-    .map(([b, i]) => [String(b), Number(i)])
-    .filter(([, i]) => Number.isInteger(i));
+  const items = (layers || []).map(asPair).filter(([, i]) => Number.isInteger(i));
   const parts = [];
   for (let k = 0; k < items.length; ) {
     let j = k;
@@ -287,6 +323,11 @@ export function formatLayers(layers) {
     k = j + 1;
   }
   return parts.join(", ");
+}
+
+/** Layers ([kind, i] pairs) not in `available` (a Set of "kind.i"). */
+export function missingLayers(layers, available) {
+  return (layers || []).filter(([b, i]) => !available.has(`${b}.${i}`));
 }
 
 /** Which optional widgets of the patch node are shown for a `layers` combo value. */
@@ -305,6 +346,25 @@ export function describeModel(info) {
   return parts.join(" · ");
 }
 
+/**
+ * Info line of the patch node. model: the last e4e_model entry ({family, layers, blocks, steps});
+ * fresh: nothing changed since that run (then the resolved layers are shown). Custom layers are
+ * checked against the model's own blocks when a run told them, else against every family's.
+ */
+export function patchInfo(layersValue, customText, grammar, model = null, fresh = false) {
+  if (model && fresh) return { text: describeModel(model), error: false };
+  if (layersValue !== CUSTOM_LAYERS || !grammar) return { text: "", error: false };
+  const { layers, error } = parseCustomLayers(customText, grammar);
+  if (error) return { text: error, error: true };
+  const blocks = model && Array.isArray(model.blocks) ? model.blocks : null;
+  const missing = missingLayers(layers, blocks ? new Set(blocks.map(String)) : grammar.known);
+  if (!missing.length) return { text: `custom: ${formatLayers(layers)}`, error: false };
+  if (!blocks) return { text: `no model has ${formatLayers(missing)}`, error: true };
+  const family = model.family ? `${String(model.family).toUpperCase()} ` : "";
+  const have = formatLayers(sortLayers(blocks, grammar));
+  return { text: `not in this ${family}model: ${formatLayers(missing)} (it has ${have})`, error: true };
+}
+
 // ---------------------------------------------------------------- display helpers
 
 /** Distinct, deterministic colour of reference r (golden-angle hues). */
@@ -319,7 +379,8 @@ export function refColour(r, alpha = 1) {
 export function viewPath(image) {
   if (!image || typeof image.filename !== "string" || !image.filename) return null;
   const enc = encodeURIComponent;
-  return `/view?filename=${enc(image.filename)}&subfolder=${enc(image.subfolder ?? "")}&type=${enc(image.type ?? "output")}`;
+  const type = image.type ? `&type=${enc(image.type)}` : ""; // none: ComfyUI's default folder
+  return `/view?filename=${enc(image.filename)}&subfolder=${enc(image.subfolder ?? "")}${type}`;
 }
 
 /** Boxes of the viewer: target on the left, references stacked in a column on the right. */
@@ -332,11 +393,6 @@ export function layoutPanels(width, height, nRefs, gap = 6) {
   const refs = [];
   for (let r = 0; r < n; r++) refs.push({ x: leftW + gap, y: r * (cellH + gap), w: rightW, h: cellH });
   return { target: { x: 0, y: 0, w: leftW, h: height }, refs };
-}
-
-/** Index of the box containing (px, py), or -1. */
-export function hitBox(px, py, boxes) {
-  return (boxes || []).findIndex((b) => b && px >= b.x && px <= b.x + b.w && py >= b.y && py <= b.y + b.h);
 }
 
 /** Boxes and letterboxed content rects of one entry drawn in width x height; sizes = {target, refs} as [w, h]. */
@@ -369,14 +425,6 @@ export function hoverAt(px, py, scene, entry) {
     if (tok) return { kind: "ref", ref: r, token: tok.index };
   }
   return null;
-}
-
-/** Info line of the patch node: resolved model info after a run, else the parsed custom layers. */
-export function patchInfo(layersValue, customText, model) {
-  if (model) return { text: describeModel(model), error: false };
-  if (layersValue !== CUSTOM_LAYERS) return { text: "", error: false };
-  const { layers, error } = parseCustomLayers(customText);
-  return error ? { text: error, error: true } : { text: `custom: ${formatLayers(layers)}`, error: false };
 }
 
 /** Caption of the viewer: matched share per reference, layer, step, batch position. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import * as L from "../js/e4e_logic.js";
-import { encodeSrc, sampleRaw } from "./helpers.mjs";
+import { encodeSrc, packGrammar, patchNodeData, sampleRaw } from "./helpers.mjs";
 
 const near = (a, b, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 const REF_GRIDS = [
@@ -63,7 +63,7 @@ describe("parseEntry / parseEntries", () => {
     assert.equal(e.step, 67);
     assert.equal(e.references.length, 2);
     assert.equal(e.references[1], null);
-    assert.equal(e.output, null);
+    assert.ok(!("output" in e)); // the left panel is the target; Python sends no output image
   });
 
   test("missing references list becomes nulls, missing n_refs is inferred", () => {
@@ -113,7 +113,11 @@ describe("fitContain", () => {
   });
 });
 
-describe("pointToToken / pointerToToken", () => {
+// a pointer over a box showing an image of size [w, h] (default: the grid's shape), as hoverAt sees it
+const pointerToToken = (px, py, box, grid, size) =>
+  grid ? L.pointToToken(px, py, L.fitContain(box, ...(size ?? [grid[1], grid[0]])), grid) : null;
+
+describe("pointToToken on letterboxed images", () => {
   const rect = { x: 10, y: 20, w: 60, h: 40 }; // grid [2, 3]: tokens are 20 x 20
   test("maps to row-major tokens", () => {
     assert.deepEqual(L.pointToToken(11, 21, rect, [2, 3]), { index: 0, x: 0, y: 0 });
@@ -133,22 +137,22 @@ describe("pointToToken / pointerToToken", () => {
   test("letterbox margins give null, content maps to tokens", () => {
     const box = { x: 0, y: 0, w: 100, h: 100 };
     // 2:1 image -> content rect y in [25, 75]
-    assert.equal(L.pointerToToken(50, 10, box, [2, 4], [200, 100]), null);
-    assert.equal(L.pointerToToken(50, 90, box, [2, 4], [200, 100]), null);
-    assert.deepEqual(L.pointerToToken(1, 26, box, [2, 4], [200, 100]), { index: 0, x: 0, y: 0 });
-    assert.deepEqual(L.pointerToToken(99, 74, box, [2, 4], [200, 100]), { index: 7, x: 3, y: 1 });
+    assert.equal(pointerToToken(50, 10, box, [2, 4], [200, 100]), null);
+    assert.equal(pointerToToken(50, 90, box, [2, 4], [200, 100]), null);
+    assert.deepEqual(pointerToToken(1, 26, box, [2, 4], [200, 100]), { index: 0, x: 0, y: 0 });
+    assert.deepEqual(pointerToToken(99, 74, box, [2, 4], [200, 100]), { index: 7, x: 3, y: 1 });
   });
   test("without an image size the grid's aspect ratio is used", () => {
     const box = { x: 0, y: 0, w: 100, h: 100 };
     // grid [1, 2] -> 2:1 content rect y in [25, 75]
-    assert.equal(L.pointerToToken(10, 20, box, [1, 2]), null);
-    assert.deepEqual(L.pointerToToken(60, 50, box, [1, 2]), { index: 1, x: 1, y: 0 });
-    assert.equal(L.pointerToToken(60, 50, box, null), null);
+    assert.equal(pointerToToken(10, 20, box, [1, 2]), null);
+    assert.deepEqual(pointerToToken(60, 50, box, [1, 2]), { index: 1, x: 1, y: 0 });
+    assert.equal(pointerToToken(60, 50, box, null), null);
   });
   test("image aspect differing from the grid (non-square tokens)", () => {
     const box = { x: 0, y: 0, w: 90, h: 30 };
     // 3:1 image on a 2x2 grid: tokens 45 x 15
-    assert.deepEqual(L.pointerToToken(50, 20, box, [2, 2], [300, 100]), { index: 3, x: 1, y: 1 });
+    assert.deepEqual(pointerToToken(50, 20, box, [2, 2], [300, 100]), { index: 3, x: 1, y: 1 });
   });
 });
 
@@ -258,9 +262,26 @@ describe("matchSummary / formatSummary / entryCaption", () => {
   });
 });
 
+const G = L.grammarOf(patchNodeData());
+const SDXL_BLOCKS = ["input.4", "input.5", "input.7", "input.8", "middle.0", "output.0", "output.1", "output.2",
+  "output.3", "output.4", "output.5"].reverse();
+
+describe("the pack's grammar, from the node definition", () => {
+  test("grammarOf reads custom_layers' e4e_grammar", () => {
+    assert.ok(G && G.item instanceof RegExp && G.separators instanceof RegExp);
+    assert.deepEqual(G.kinds, packGrammar().kinds);
+    assert.ok(G.known.has("single.37") && !G.known.has("single.38"));
+    for (const bad of [undefined, {}, { input: {} }, { input: { required: { custom_layers: ["STRING", {}] } } }]) {
+      assert.equal(L.grammarOf(bad), null);
+    }
+    assert.equal(L.compileGrammar({ item: "(", separators: "," }), null);
+    assert.equal(L.compileGrammar({ item: "x", separators: "" }), null);
+  });
+});
+
 describe("parseCustomLayers / formatLayers", () => {
-  test("ranges, single layers, several blocks", () => {
-    const { layers, error } = L.parseCustomLayers("output.6-11, output.3, input.7");
+  test("ranges, single layers, several blocks, UNet and DiT", () => {
+    const { layers, error } = L.parseCustomLayers("output.6-11, output.3, input.7", G);
     assert.equal(error, null);
     assert.deepEqual(layers, [
       ["output", 6],
@@ -272,35 +293,41 @@ describe("parseCustomLayers / formatLayers", () => {
       ["output", 3],
       ["input", 7],
     ]);
+    assert.deepEqual(L.parseCustomLayers("double.0-1, single.34-37", G), {
+      layers: [["double", 0], ["double", 1], ["single", 34], ["single", 35], ["single", 36], ["single", 37]],
+      error: null,
+    });
   });
-  test("lenient spacing, case, separators and duplicates", () => {
-    assert.deepEqual(L.parseCustomLayers(" Output 3 - 4 ;middle.0,, output.4 ").layers, [
+  test("spacing, separators and duplicates as the pack reads them", () => {
+    assert.deepEqual(L.parseCustomLayers(" output 3 - 4 ;middle.0,, output.4 ", G).layers, [
       ["output", 3],
       ["output", 4],
       ["middle", 0],
     ]);
   });
   test("bad input gives clear errors", () => {
-    const err = (t) => L.parseCustomLayers(t).error;
+    const err = (t) => L.parseCustomLayers(t, G).error;
     assert.match(err(""), /empty/);
     assert.match(err("   "), /empty/);
     assert.match(err(null), /empty/);
-    assert.match(err(", ,"), /names no layer/);
-    assert.match(err("decoder.3"), /unknown block "decoder"/);
+    assert.match(err(", ,"), /empty/);
+    assert.match(err("decoder.3"), /not a layer: write e\.g\. "output\.6-11, output\.3" or "double\.0-1, single\.34-37"/);
+    assert.match(err("Output.3"), /not a layer/); // the pack's grammar is case-sensitive
     assert.match(err("output"), /not a layer/);
     assert.match(err("output.6-"), /not a layer/);
     assert.match(err("output.x"), /not a layer/);
-    assert.match(err("output.11-6"), /backwards \(write output\.6-11\)/);
-    assert.match(err("output.12"), /output blocks go from 0 to 11/);
-    assert.match(err("middle.1"), /middle blocks go from 0 to 0/);
-    assert.deepEqual(L.parseCustomLayers("output.99").layers, []);
+    assert.match(err("output.11-6"), /empty range \(write output\.6-11\)/);
+    assert.match(err("output.0-99999"), /more blocks than any model has/);
+    assert.match(L.parseCustomLayers("output.3", null).error, /no layer grammar/);
   });
-  test("formatLayers compacts runs and accepts strings", () => {
-    assert.equal(L.formatLayers(L.parseCustomLayers("output.6-11, output.3, input.7").layers), "output.6-11, output.3, input.7");
+  test("formatLayers compacts runs and accepts strings; sortLayers orders by the grammar's kinds", () => {
+    assert.equal(L.formatLayers(L.parseCustomLayers("output.6-11, output.3, input.7", G).layers), "output.6-11, output.3, input.7");
     assert.equal(L.formatLayers(["output.0", "output.1", "output.2", "middle.0"]), "output.0-2, middle.0");
     assert.equal(L.formatLayers([]), "");
     assert.equal(L.formatLayers(undefined), "");
     assert.equal(L.formatLayers(["junk"]), "");
+    assert.equal(L.formatLayers(L.sortLayers(SDXL_BLOCKS, G)), "input.4-5, input.7-8, middle.0, output.0-5");
+    assert.equal(L.formatLayers(L.sortLayers(["output.10", "output.3", "output.11", "output.9"], G)), "output.3, output.9-11");
   });
 });
 
@@ -317,14 +344,32 @@ describe("layer widgets and model info", () => {
     assert.equal(L.describeModel({ family: "sd1" }), "SD1");
     assert.equal(L.describeModel(null), "");
   });
-  test("patchInfo", () => {
-    assert.deepEqual(L.patchInfo("auto", "", null), { text: "", error: false });
-    assert.deepEqual(L.patchInfo("custom", "output.3-4", null), { text: "custom: output.3-4", error: false });
-    assert.equal(L.patchInfo("custom", "nope", null).error, true);
-    assert.deepEqual(L.patchInfo("auto", "", { family: "sd2", layers: ["output.6"], steps: [0, 49] }), {
-      text: "SD2 · output.6 · steps 0-49",
+  test("patchInfo before a run: syntax, then blocks no family has", () => {
+    assert.deepEqual(L.patchInfo("auto", "", G), { text: "", error: false });
+    assert.deepEqual(L.patchInfo("custom", "output.3-4", G), { text: "custom: output.3-4", error: false });
+    assert.deepEqual(L.patchInfo("custom", "double.0-1, single.34-37", G), {
+      text: "custom: double.0-1, single.34-37",
       error: false,
     });
+    assert.equal(L.patchInfo("custom", "nope", G).error, true);
+    assert.deepEqual(L.patchInfo("custom", "output.11-12, single.38", G), {
+      text: "no model has output.12, single.38",
+      error: true,
+    });
+    assert.deepEqual(L.patchInfo("custom", "output.3", null), { text: "", error: false });
+  });
+  test("patchInfo after a run: the resolved layers, then the model's own blocks", () => {
+    const sdxl = { family: "sdxl", layers: ["output.0", "output.1"], blocks: SDXL_BLOCKS, steps: [5, 45] };
+    assert.deepEqual(L.patchInfo("auto", "", G, sdxl, true), { text: "SDXL · output.0-1 · steps 5-45", error: false });
+    assert.deepEqual(L.patchInfo("auto", "", G, sdxl, false), { text: "", error: false });
+    assert.deepEqual(L.patchInfo("custom", "output.3-5", G, sdxl), { text: "custom: output.3-5", error: false });
+    assert.deepEqual(L.patchInfo("custom", "output.6-11", G, sdxl), {
+      text: "not in this SDXL model: output.6-11 (it has input.4-5, input.7-8, middle.0, output.0-5)",
+      error: true,
+    });
+    const sd1 = { family: "sd1", blocks: ["output.10", "output.11", "output.6", "output.7", "output.8", "output.9"] };
+    assert.match(L.patchInfo("custom", "output.5-6", G, sd1).text, /^not in this SD1 model: output\.5 \(it has output\.6-11\)$/);
+    assert.deepEqual(L.patchInfo("custom", "output.6", G, { family: "sd1" }), { text: "custom: output.6", error: false });
   });
 });
 
@@ -342,11 +387,11 @@ describe("display helpers", () => {
   });
   test("viewPath", () => {
     assert.equal(L.viewPath({ filename: "a b&c.png", subfolder: "x/y", type: "temp" }), "/view?filename=a%20b%26c.png&subfolder=x%2Fy&type=temp");
-    assert.equal(L.viewPath({ filename: "a.png" }), "/view?filename=a.png&subfolder=&type=output");
+    assert.equal(L.viewPath({ filename: "a.png" }), "/view?filename=a.png&subfolder=");
     assert.equal(L.viewPath(null), null);
     assert.equal(L.viewPath({ filename: "" }), null);
   });
-  test("layoutPanels and hitBox", () => {
+  test("layoutPanels", () => {
     const lay = L.layoutPanels(206, 100, 2, 6);
     assert.deepEqual(lay.target, { x: 0, y: 0, w: 120, h: 100 });
     assert.deepEqual(lay.refs, [
@@ -355,9 +400,6 @@ describe("display helpers", () => {
     ]);
     assert.equal(L.layoutPanels(0, 100, 1), null);
     assert.equal(L.layoutPanels(100, 100, 0).refs.length, 1);
-    assert.equal(L.hitBox(130, 60, [lay.target, ...lay.refs]), 2);
-    assert.equal(L.hitBox(123, 60, [lay.target, ...lay.refs]), -1);
-    assert.equal(L.hitBox(1, 1, null), -1);
   });
   test("sceneRects and hoverAt", () => {
     const e = L.parseEntry(sampleRaw());
@@ -379,6 +421,7 @@ describe("module hygiene", () => {
   test("exports only functions and constants", () => {
     for (const [k, v] of Object.entries(L)) {
       assert.ok(typeof v === "function" || typeof v === "string", `${k} is ${typeof v}`);
+      assert.ok(!/^(BLOCK|KIND)/.test(k), `${k}: the grammar comes from the node definition`);
     }
     assert.equal(L.EXTENSION_NAME, "eye_for_an_eye.viewer");
     assert.equal(L.SAMPLER_NODE, "E4EAppearanceTransferSampler");

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { PATCH_NODE, SAMPLER_NODE } from "../js/e4e_logic.js";
-import { fakeContext, sampleRaw } from "./helpers.mjs";
+import { fakeContext, patchNodeData, sampleRaw } from "./helpers.mjs";
 
 const JS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "js");
 let root;
@@ -104,7 +104,9 @@ function withDOM(fn) {
   }
 }
 
-function nodeClass(name, widgets, { dom = false } = {}) {
+const PATCH_DATA = patchNodeData();
+
+function nodeClass(name, widgets) {
   class Node {
     constructor() {
       this.size = [300, 100];
@@ -122,6 +124,11 @@ function nodeClass(name, widgets, { dom = false } = {}) {
     setDirtyCanvas() {
       this.dirty++;
     }
+    addDOMWidget(wname, type, element, options) {
+      const w = { name: wname, type, element, options };
+      this.widgets.push(w);
+      return w;
+    }
   }
   Node.prototype.onExecuted = function (m) {
     this.calls.push(["onExecuted", m]);
@@ -129,18 +136,9 @@ function nodeClass(name, widgets, { dom = false } = {}) {
   Node.prototype.onNodeCreated = function () {
     this.calls.push(["onNodeCreated"]);
   };
-  if (dom) {
-    Node.prototype.addDOMWidget = function (wname, type, element, options) {
-      const w = { name: wname, type, element, options };
-      this.widgets.push(w);
-      return w;
-    };
-  }
-  extension.beforeRegisterNodeDef(Node, { name });
+  extension.beforeRegisterNodeDef(Node, name === PATCH_NODE ? PATCH_DATA : { name });
   return Node;
 }
-
-const texts = (ctx) => ctx.calls.filter((c) => c[0] === "fillText").map((c) => c[1]);
 
 // ---------------------------------------------------------------- tests
 
@@ -154,101 +152,32 @@ describe("registration", () => {
     extension.beforeRegisterNodeDef(Other, { name: "KSampler" });
     assert.equal(Other.prototype.onExecuted, undefined);
     extension.beforeRegisterNodeDef(undefined, undefined);
-    extension.beforeRegisterNodeDef({}, { name: SAMPLER_NODE });
+    extension.beforeRegisterNodeDef({}, { name: SAMPLER_NODE }); // logged, not thrown
   });
 });
 
-describe("sampler viewer, drawn on the node (no addDOMWidget)", () => {
-  test("keeps the original callbacks and draws the correspondence", () => {
-    const Sampler = nodeClass(SAMPLER_NODE, [{ name: "steps", type: "number", value: 50 }]);
-    const node = new Sampler();
-    node.onNodeCreated();
-    assert.deepEqual(node.calls[0], ["onNodeCreated"]);
-    node.onDrawForeground(fakeContext()); // too small for the viewer yet: no throw
-
-    node.onExecuted({ e4e_correspondence: [sampleRaw(), sampleRaw({ step: 3 })] });
-    assert.equal(node.calls.at(-1)[0], "onExecuted");
-    assert.ok(node.size[0] >= 360 && node.size[1] >= 54 + 240, `node not grown: ${node.size}`);
-
-    const ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.ok(texts(ctx).some((t) => /ref 1 50% .*step 67 · image 1\/2 \(click: next image\)/.test(t)));
-
-    let marker = false;
-    let inverse = false;
-    for (let x = 0; x < node.size[0]; x += 4) {
-      for (let y = 0; y < node.size[1]; y += 4) {
-        node.onMouseMove({}, [x, y]);
-        const c = fakeContext();
-        node.onDrawForeground(c);
-        marker ||= c.calls.some((k) => k[0] === "arc");
-        inverse ||= texts(c).some((t) => /copy this spot|copies this spot/.test(t));
-      }
-    }
-    assert.ok(marker, "hovering the target never drew a marker on a reference");
-    assert.ok(inverse, "hovering a reference never marked target tokens");
-
-    assert.ok(!node.onMouseDown({}, [10, 90]));
-    const captionY = node.size[1] - 6 - 8;
-    assert.equal(node.onMouseDown({}, [20, captionY]), true);
-    const c2 = fakeContext();
-    node.onDrawForeground(c2);
-    assert.ok(texts(c2).some((t) => /step 3 · image 2\/2/.test(t)));
-  });
-
-  test("missing or broken data never throws", () => {
-    const Sampler = nodeClass(SAMPLER_NODE, []);
-    const node = new Sampler();
-    node.onNodeCreated();
-    node.onExecuted(undefined);
-    node.onExecuted({ images: [] });
-    node.onExecuted({ e4e_correspondence: "garbage" });
-    node.size = [400, 400];
-    let ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.ok(texts(ctx).some((t) => /Unusable correspondence data/.test(t)));
-    node.onExecuted({ e4e_correspondence: [] });
-    ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.ok(texts(ctx).some((t) => /Run the sampler/.test(t)));
-    node.onMouseMove({}, null);
-    node.onMouseDown({}, undefined);
-    node.flags = { collapsed: true };
-    ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.equal(ctx.calls.length, 0);
-    node.onRemoved();
-  });
-
-  test("onExecuted without onNodeCreated still works", () => {
-    const Sampler = nodeClass(SAMPLER_NODE, []);
-    const node = new Sampler();
-    node.onExecuted({ e4e_correspondence: [sampleRaw()] });
-    const ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.ok(texts(ctx).some((t) => /ref 1 50%/.test(t)));
-  });
-});
-
-describe("sampler viewer as a DOM widget", () => {
+describe("sampler viewer", () => {
   test("builds the widget, loads previews through api.apiURL, reacts to the pointer and the selectors", () =>
     withDOM(() => {
       FakeImage.made = [];
-      const Sampler = nodeClass(SAMPLER_NODE, [], { dom: true });
+      const Sampler = nodeClass(SAMPLER_NODE, []);
       const node = new Sampler();
       node.onNodeCreated();
+      assert.deepEqual(node.calls[0], ["onNodeCreated"]);
       const w = node.widgets.find((x) => x.name === "e4e_viewer");
       assert.ok(w, "no DOM widget");
       assert.equal(w.options.serialize, false);
-      assert.equal(w.serialize, false);
       assert.equal(w.options.getMinHeight(), 240);
       assert.equal(w.options.getValue(), "");
-      const [batch, view] = w.element.find("select");
+      assert.equal(w.element.style.minHeight, `${240 - 2 * w.options.margin}px`); // the Vue renderer's height
+      const [batch] = w.element.find("select");
+      assert.equal(w.element.find("select").length, 1); // no target/output choice: the left panel is the target
       const canvas = w.element.find("canvas")[0];
       const caption = w.element.children.at(-1);
       assert.match(caption.textContent, /Run the sampler/);
 
       node.onExecuted({ e4e_correspondence: [sampleRaw(), sampleRaw({ step: 3 })] });
+      assert.equal(node.calls.at(-1)[0], "onExecuted");
       assert.equal(batch.children.length, 2);
       assert.equal(batch.style.display, "");
       assert.match(caption.textContent, /ref 1 50% · ref 2 33% · unmatched 17% · output\.9 · step 67 · image 1\/2/);
@@ -260,21 +189,22 @@ describe("sampler viewer as a DOM widget", () => {
       assert.ok(canvas.ctx.calls.some((c) => c[0] === "drawImage"));
 
       let marker = false;
-      for (let x = 0; x < 300 && !marker; x += 3) {
-        for (let y = 0; y < 150 && !marker; y += 3) {
+      let inverse = false;
+      for (let x = 0; x < 300; x += 3) {
+        for (let y = 0; y < 150; y += 3) {
           canvas.ctx.calls.length = 0;
           canvas.dispatch("pointermove", { clientX: x, clientY: y });
-          marker = canvas.ctx.calls.some((c) => c[0] === "arc");
+          marker ||= canvas.ctx.calls.some((c) => c[0] === "arc");
+          inverse ||= canvas.ctx.calls.some((c) => c[0] === "fillText" && /cop(y|ies) this spot/.test(c[1]));
         }
       }
-      assert.ok(marker, "hovering the target never drew a marker");
+      assert.ok(marker, "hovering the target never drew a marker on a reference");
+      assert.ok(inverse, "hovering a reference never marked target tokens");
       canvas.dispatch("pointerleave");
 
       batch.value = "1";
       batch.dispatch("change");
       assert.match(caption.textContent, /step 3 · image 2\/2/);
-      view.value = "target";
-      view.dispatch("change");
       const overlayBox = w.element.find("input")[0];
       overlayBox.checked = false;
       overlayBox.dispatch("change");
@@ -284,6 +214,29 @@ describe("sampler viewer as a DOM widget", () => {
       assert.equal(batch.style.display, "none");
       node.onRemoved();
     }));
+
+  test("missing or broken data never throws", () =>
+    withDOM(() => {
+      const Sampler = nodeClass(SAMPLER_NODE, []);
+      const node = new Sampler();
+      node.onNodeCreated();
+      const caption = node.widgets[0].element.children.at(-1);
+      node.onExecuted(undefined);
+      node.onExecuted({ images: [] });
+      node.onExecuted({ e4e_correspondence: "garbage" });
+      assert.match(caption.textContent, /Unusable correspondence data/);
+      node.onExecuted({ e4e_correspondence: [] });
+      assert.match(caption.textContent, /Run the sampler/);
+      node.onRemoved();
+    }));
+
+  test("onExecuted without onNodeCreated still works", () =>
+    withDOM(() => {
+      const Sampler = nodeClass(SAMPLER_NODE, []);
+      const node = new Sampler();
+      node.onExecuted({ e4e_correspondence: [sampleRaw()] });
+      assert.match(node.widgets[0].element.children.at(-1).textContent, /ref 1 50%/);
+    }));
 });
 
 describe("patch node", () => {
@@ -291,80 +244,69 @@ describe("patch node", () => {
     { name: "layers", type: "combo", value: "auto" },
     { name: "custom_layers", type: "text", value: "output.6-11" },
   ];
+  const SDXL = ["input.4", "input.5", "input.7", "input.8", "middle.0", "output.0", "output.1", "output.2", "output.3",
+    "output.4", "output.5"];
 
-  test("custom_layers follows the layers combo; info line drawn on the node", () => {
-    const Patch = nodeClass(PATCH_NODE, widgets);
-    const node = new Patch();
-    const seen = [];
-    node.widgets[0].callback = (v) => seen.push(v);
-    node.onNodeCreated();
-    const [layers, custom] = node.widgets;
-    assert.equal(custom.hidden, true);
-    assert.equal(custom.type, "hidden");
-
-    layers.value = "custom";
-    layers.callback("custom");
-    assert.deepEqual(seen, ["custom"]);
-    assert.equal(custom.type, "text");
-    assert.ok(!custom.hidden);
-    node.size = [300, 200];
-    let ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.deepEqual(texts(ctx), ["custom: output.6-11"]);
-
-    custom.value = "output.11-6";
-    custom.callback(custom.value);
-    ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.match(texts(ctx)[0], /backwards/);
-
-    node.onExecuted({ e4e_model: [{ family: "sdxl", layers: ["output.0", "output.1"], steps: [5, 45] }] });
-    ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.deepEqual(texts(ctx), ["SDXL · output.0-1 · steps 5-45"]);
-
-    layers.value = "auto";
-    layers.callback("auto"); // a change clears the stale model info
-    assert.equal(custom.hidden, true);
-    ctx = fakeContext();
-    node.onDrawForeground(ctx);
-    assert.deepEqual(texts(ctx), []);
-  });
-
-  test("a loaded workflow's values are applied in onConfigure", () => {
-    const Patch = nodeClass(PATCH_NODE, widgets);
-    const node = new Patch();
-    node.onNodeCreated();
-    node.widgets[0].value = "custom";
-    node.onConfigure({});
-    assert.ok(!node.widgets[1].hidden);
-  });
-
-  test("bad messages and missing widgets never throw", () => {
-    const Patch = nodeClass(PATCH_NODE, []);
-    const node = new Patch();
-    node.onNodeCreated();
-    node.onExecuted(undefined);
-    node.onExecuted({ e4e_model: "x" });
-    node.onExecuted({ e4e_model: [] });
-    node.onConfigure();
-    node.onDrawForeground(fakeContext());
-  });
-
-  test("DOM info line", () =>
+  test("custom_layers follows the layers combo; the info line checks it with the pack's grammar", () =>
     withDOM(() => {
-      const Patch = nodeClass(PATCH_NODE, widgets, { dom: true });
+      const Patch = nodeClass(PATCH_NODE, widgets);
+      const node = new Patch();
+      const seen = [];
+      node.widgets[0].callback = (v) => seen.push(v);
+      node.onNodeCreated();
+      const [layers, custom] = node.widgets;
+      const info = node.widgets.find((w) => w.name === "e4e_model_info");
+      assert.equal(info.options.serialize, false);
+      assert.equal(info.element.style.height, "20px");
+      assert.equal(custom.hidden, true);
+      assert.equal(info.element.textContent, "");
+
+      layers.value = "custom";
+      layers.callback("custom");
+      assert.deepEqual(seen, ["custom"]);
+      assert.ok(!custom.hidden);
+      assert.equal(info.element.textContent, "custom: output.6-11");
+
+      custom.value = "double.0-1, single.34-37";
+      custom.callback(custom.value);
+      assert.equal(info.element.textContent, "custom: double.0-1, single.34-37");
+      assert.equal(info.element.style.color, "#9c9");
+      custom.value = "output.11-6";
+      custom.callback(custom.value);
+      assert.match(info.element.textContent, /empty range/);
+      assert.equal(info.element.style.color, "#f88");
+
+      node.onExecuted({ e4e_model: [{ family: "sdxl", layers: ["output.0", "output.1"], blocks: SDXL, steps: [5, 45] }] });
+      assert.equal(info.element.textContent, "SDXL · output.0-1 · steps 5-45");
+      custom.value = "output.3-11";
+      custom.callback(custom.value); // the model's blocks stay known after a change
+      assert.equal(info.element.textContent, "not in this SDXL model: output.6-11 (it has input.4-5, input.7-8, middle.0, output.0-5)");
+      assert.equal(info.element.style.color, "#f88");
+
+      layers.value = "auto";
+      layers.callback("auto");
+      assert.equal(custom.hidden, true);
+      assert.equal(info.element.textContent, "");
+    }));
+
+  test("a loaded workflow's values are applied in onConfigure", () =>
+    withDOM(() => {
+      const Patch = nodeClass(PATCH_NODE, widgets);
       const node = new Patch();
       node.onNodeCreated();
-      const info = node.widgets.find((w) => w.name === "e4e_model_info");
-      assert.ok(info);
-      assert.equal(info.options.serialize, false);
-      node.onExecuted({ e4e_model: [{ family: "sd1", layers: ["output.6", "output.7"], steps: [0, 49] }] });
-      assert.equal(info.element.textContent, "SD1 · output.6-7 · steps 0-49");
       node.widgets[0].value = "custom";
-      node.widgets[1].value = "junk";
-      node.widgets[1].callback?.("junk");
-      assert.match(info.element.textContent, /not a layer/);
-      assert.equal(info.element.style.color, "#f88");
+      node.onConfigure({});
+      assert.ok(!node.widgets[1].hidden);
+    }));
+
+  test("bad messages and missing widgets never throw", () =>
+    withDOM(() => {
+      const Patch = nodeClass(PATCH_NODE, []);
+      const node = new Patch();
+      node.onNodeCreated();
+      node.onExecuted(undefined);
+      node.onExecuted({ e4e_model: "x" });
+      node.onExecuted({ e4e_model: [] });
+      node.onConfigure();
     }));
 });

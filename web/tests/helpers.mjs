@@ -1,5 +1,34 @@
 // Shared test helpers (node only).
 
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * engine/layers.py's GRAMMAR as the node definition carries it (custom_layers' e4e_grammar),
+ * read by Python itself ($E4E_PYTHON, else python3): the tests never write the grammar again.
+ */
+export function packGrammar() {
+  const script = [
+    "import importlib.util, json, sys",
+    "spec = importlib.util.spec_from_file_location('e4e_layers', sys.argv[1])",
+    "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)",
+    "print(json.dumps(m.GRAMMAR))",
+  ].join("\n");
+  const python = process.env.E4E_PYTHON || "python3";
+  return JSON.parse(execFileSync(python, ["-c", script, join(REPO, "engine", "layers.py")], { encoding: "utf8" }));
+}
+
+/** nodeData of the patch node as /object_info gives it, reduced to what the editor reads. */
+export function patchNodeData(grammar = packGrammar()) {
+  return {
+    name: "E4ESemanticMatchPatch",
+    input: { required: { custom_layers: ["STRING", { default: "output.6-11", e4e_grammar: grammar }] } },
+  };
+}
+
 /** Base64 of a little-endian Int32 array, as the Python node sends it. */
 export function encodeSrc(values) {
   const buf = Buffer.alloc(values.length * 4);
@@ -22,7 +51,6 @@ export function sampleRaw(overrides = {}) {
     step: 67,
     target: { filename: "t.png", subfolder: "e4e", type: "temp" },
     references: [{ filename: "r0.png", subfolder: "", type: "temp" }, null],
-    output: null,
     ...overrides,
   };
 }
