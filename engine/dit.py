@@ -25,8 +25,7 @@ import torch
 
 from ..matching import rearrange
 from . import correspondence
-from .family import OWN
-from .plan import TransferPlan
+from .plan import PlanPatch, TransferPlan
 from .rows import CallLayout, call_of
 from .run import TransferRun
 
@@ -66,20 +65,13 @@ def inject_structure(call: CallLayout, x: torch.Tensor, y: torch.Tensor, block: 
     qk.index_copy_(0, call.struct_targets, qk.index_select(0, call.struct_rows))
 
 
-class BlockPatch:
+class BlockPatch(PlanPatch):
     """ComfyUI's ``dit`` block replacement for one chosen block: ``(args, extras) -> out``. It runs the block
     (or the replacement that was there before, chained) with the projection hook on for the duration."""
 
     def __init__(self, plan: TransferPlan, block: tuple[str, int], module: torch.nn.Module, previous=None):
-        self.plan, self.block, self.module, self.previous = plan, block, module, previous
-        setattr(self, OWN, True)
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def to(self, where):
-        self.plan.tensors.to(where)
-        return self
+        super().__init__(plan)
+        self.block, self.module, self.previous = block, module, previous
 
     def __call__(self, args, extras):
         run_block = (lambda a: self.previous(a, extras)) if self.previous is not None else extras["original_block"]

@@ -19,7 +19,7 @@ import torch
 from ..inversion import Inversion, ModelFingerprint
 from ..matching import ObjectMasks, mask_to_tokens
 from . import defaults as authors
-from .family import attention_blocks, fingerprint, is_dit
+from .family import OWN, attention_blocks, fingerprint, is_dit
 from .layers import resolve_layers, token_maps
 
 NEAR = 0.02  # relative sigma distance below which a sampler step *is* an inversion step
@@ -130,6 +130,22 @@ class TransferPlan:
                 "(or use the Appearance Transfer Sampler, which follows the inversion's schedule)."
             )
         return step, rel > NEAR
+
+
+class PlanPatch:
+    """What the attention patches have in common: they hold the plan; ComfyUI moves them (and so the plan's
+    tensors) with the model's patches (``to``), and clones of the model share them (``__deepcopy__``)."""
+
+    def __init__(self, plan: TransferPlan):
+        self.plan = plan
+        setattr(self, OWN, True)  # the pack's own: not part of a model's variant
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def to(self, where):
+        self.plan.tensors.to(where)
+        return self
 
 
 def phases_of(target: Inversion, settings: Settings) -> dict[int, str]:

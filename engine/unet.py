@@ -18,28 +18,14 @@ import torch
 
 from ..matching import rearrange
 from . import correspondence
-from .family import OWN
-from .plan import TransferPlan
+from .plan import PlanPatch, TransferPlan
 from .rows import CallLayout, call_of
 from .run import TransferRun
 
 
-class Attn1Patch:
-    """ComfyUI's ``attn1_patch``: ``(n, context, value, extra_options) -> (n, context, value)``.
-
-    One object per patched model, holding the plan; ComfyUI moves it (and so the plan's tensors) with the model
-    (``to``), and clones share it (``__deepcopy__``)."""
-
-    def __init__(self, plan: TransferPlan):
-        self.plan = plan
-        setattr(self, OWN, True)
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def to(self, where):
-        self.plan.tensors.to(where)
-        return self
+class Attn1Patch(PlanPatch):
+    """ComfyUI's ``attn1_patch``: ``(n, context, value, extra_options) -> (n, context, value)``, one per patched
+    model."""
 
     def __call__(self, n, context, value, extra):
         call, run = call_of(extra)
