@@ -5,6 +5,7 @@ from .authors_freeu import AuthorsFreeU
 from .ddim_invert_reference import DDIMInvertReference
 from .load_masks import LoadMasks
 from .semantic_match_patch import SemanticMatchPatch
+from .toy_world import ToyCreatures, ToyModel, ToyVAEDecode, ToyVAEEncode
 from .types import display_name
 
 NODE_CLASS_MAPPINGS = {
@@ -13,6 +14,10 @@ NODE_CLASS_MAPPINGS = {
     "E4ESemanticMatchPatch": SemanticMatchPatch,
     "E4EAppearanceTransferSampler": AppearanceTransferSampler,
     "E4EAuthorsFreeU": AuthorsFreeU,
+    "E4EToyModel": ToyModel,
+    "E4EToyCreatures": ToyCreatures,
+    "E4EToyVAEEncode": ToyVAEEncode,
+    "E4EToyVAEDecode": ToyVAEDecode,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -21,4 +26,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "E4ESemanticMatchPatch": display_name("Semantic Match Patch"),
     "E4EAppearanceTransferSampler": display_name("Appearance Transfer Sampler"),
     "E4EAuthorsFreeU": display_name("Authors' FreeU"),
+    "E4EToyModel": display_name("Toy Model"),
+    "E4EToyCreatures": display_name("Toy Creatures"),
+    "E4EToyVAEEncode": display_name("Toy VAE Encode"),
+    "E4EToyVAEDecode": display_name("Toy VAE Decode"),
 }

@@ -46,6 +46,8 @@ class ToyCreatures:
     FUNCTION = "draw"
     RETURN_TYPES = ("IMAGE", "IMAGE", "MASK", "MASK")
     RETURN_NAMES = ("reference", "target", "reference_mask", "target_mask")
+    OUTPUT_TOOLTIPS = ("The reference creature (gives the colours).", "The target creature (gives the shape).",
+                       "The reference's object mask.", "The target's object mask.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -65,7 +67,8 @@ class ToyVAEEncode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"pixels": ("IMAGE",), "toy_vae": (TOY_VAE,)}}
+        return {"required": {"pixels": ("IMAGE", {"tooltip": "Images of the toy world (32 px creatures)."}),
+                             "toy_vae": (TOY_VAE, {"tooltip": "The toy VAE, from Toy Model."})}}
 
     def encode(self, pixels, toy_vae):
         return ({"samples": toy_vae.encode(pixels[..., :3].permute(0, 3, 1, 2).float())},)
@@ -79,7 +82,8 @@ class ToyVAEDecode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"samples": ("LATENT",), "toy_vae": (TOY_VAE,)}}
+        return {"required": {"samples": ("LATENT", {"tooltip": "A latent of the toy model."}),
+                             "toy_vae": (TOY_VAE, {"tooltip": "The toy VAE, from Toy Model."})}}
 
     def decode(self, samples, toy_vae):
         return (toy_vae.decode(samples["samples"].float()).permute(0, 2, 3, 1).contiguous().clamp(0, 1),)

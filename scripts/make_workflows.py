@@ -39,6 +39,7 @@ TEMPLATES = {
     "sd15_two_objects": "Eye-for-an-eye SD1.5 two objects",
     "sd15_ksampler_advanced": "Eye-for-an-eye SD1.5 with KSamplerAdvanced",
     "flux": "Eye-for-an-eye Flux.1-dev with masks",
+    "toy_world": "Eye-for-an-eye toy world - no checkpoint needed",
 }
 
 
@@ -438,6 +439,47 @@ def flux(specs: dict) -> Graph:
     return g
 
 
+def toy_world(specs: dict) -> Graph:
+    """The demo: the bundled toy model and two generated creatures; runs anywhere, in seconds on a CPU."""
+    g = Graph("toy_world", "Toy world: no checkpoint needed",
+              "A transfer on the small SD1.5-layout model this pack trained on its toy world of creatures "
+              "(bundled): the target creature keeps its shape and pose and takes the reference's colours part by "
+              "part (head from head, wing from wing). Change the seed for another pair. The authors' settings, "
+              "no FreeU (the toy model was trained without it).", specs)
+    toy = g.add("E4EToyModel", "Toy model", 0, family="sd15")
+    pair = g.add("E4EToyCreatures", "Toy creatures", 1, seed=D["toy_seed"])
+    g.group("Model, images", toy, pair)
+    masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=0, height=0,
+                  crop=D["crop"], target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],
+                  target_image=pair["target"], reference_image=pair["reference"])
+    ref_lat = g.add("E4EToyVAEEncode", "Encode reference", 2, pixels=pair["reference"], toy_vae=toy["toy_vae"])
+    tgt_lat = g.add("E4EToyVAEEncode", "Encode target", 2, pixels=pair["target"], toy_vae=toy["toy_vae"])
+    invs = [g.add("E4EDDIMInvertReference", title, 3, model=toy["model"], positive=toy["positive"],
+                  negative=toy["negative"], latent=lat[0], steps=D["steps"], skip_steps=D["skip_steps"],
+                  cfg=D["inversion_cfg"], method=D["method"], scheduler=D["scheduler"], seed=D["seed"])
+            for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
+    g.group("Inversion", ref_lat, tgt_lat, *invs)
+    patched = g.add("E4ESemanticMatchPatch", T["patch"], 4, model=toy["model"], reference=invs[0]["inversion"],
+                    target=invs[1]["inversion"], layers=D["layers"], custom_layers=D["custom_layers"],
+                    start_percent=D["start_percent"], end_percent=D["end_percent"],
+                    structure_every=D["structure_every"], structure_end_percent=D["structure_end_percent"],
+                    strength=D["strength"], masks=masks["masks"])
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=toy["positive"],
+                    negative=toy["negative"], cfg=D["cfg"], adain=D["adain"],
+                    adain_start_percent=D["adain_start_percent"], ending=D["ending"], target_image=pair["target"],
+                    reference_image=pair["reference"])
+    g.group("Transfer", patched, sampler)
+    decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 5, samples=sampler["latent"], toy_vae=toy["toy_vae"])
+    stitch = dict(direction="right", match_image_size=False, spacing_width=2, spacing_color="white")
+    sheet = g.add("ImageStitch", "Reference | target", 5, image1=pair["reference"], image2=pair["target"], **stitch)
+    sheet = g.add("ImageStitch", "Reference | target | result", 5, image1=sheet[0], image2=decode[0], **stitch)
+    big = g.add("ImageScaleBy", "Enlarge", 5, image=sheet[0], upscale_method="nearest-exact", scale_by=8.0)
+    g.add("SaveImage", T["save"], 5, images=big[0], filename_prefix="e4e_toy")
+    g.add("SaveImage", "Save correspondences", 5, images=sampler["correspondence"],
+          filename_prefix="e4e_toy_correspondence")
+    return g
+
+
 def graphs(specs: dict) -> list[Graph]:
     return [
         one_object("sd15_masks", "SD1.5: one object, with masks",
@@ -453,6 +495,7 @@ def graphs(specs: dict) -> list[Graph]:
         two_objects(specs),
         ksampler_advanced(specs),
         flux(specs),
+        toy_world(specs),
     ]
 
 

@@ -205,11 +205,57 @@ def test_cpu_warning_once(monkeypatch, tmp_path, files, capsys):
     assert run.main(args) == 2 and "warning" not in capsys.readouterr().err
 
 
-def test_in_process_needs_comfyui_path(monkeypatch, files, capsys):
+def test_in_process_needs_comfyui_path(monkeypatch, tmp_path, files, capsys):
+    """No COMFYUI_PATH, not in custom_nodes/, no copy made by the test set-up: one line saying what to do."""
     monkeypatch.delenv("COMFYUI_PATH", raising=False)
-    rc = run.main(["--reference", files["reference"], "--target", files["target"], "--checkpoint", "x.safetensors"])
-    err = capsys.readouterr().err.strip()
-    assert rc != 0 and "COMFYUI_PATH" in err and len(err.splitlines()) == 1
+    monkeypatch.setattr(inprocess, "REPO", tmp_path / "clone")
+    for args in (["--reference", files["reference"], "--target", files["target"], "--checkpoint", "x.safetensors"],
+                 []):  # the demo too
+        rc = run.main(args)
+        err = capsys.readouterr().err.strip()
+        assert rc != 0 and "COMFYUI_PATH" in err and "custom_nodes" in err and "run_tests.sh" in err, err
+        assert len(err.splitlines()) == 1
+
+
+def test_comfyui_is_found_where_the_pack_is_installed_or_in_the_test_copy(monkeypatch, tmp_path):
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "execution.py").write_text("")
+    monkeypatch.setattr(inprocess, "REPO", comfy / "custom_nodes" / "eye-for-an-eye")
+    assert inprocess.comfy_checkout() == comfy
+    clone = tmp_path / "clone"
+    (clone / ".comfyui").mkdir(parents=True)
+    comfy.rename(clone / ".comfyui" / "ComfyUI")
+    monkeypatch.setattr(inprocess, "REPO", clone)
+    assert inprocess.comfy_checkout() == clone / ".comfyui" / "ComfyUI"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_the_demo_runs_the_toy_world_with_no_checkpoint_and_no_server(monkeypatch, tmp_path, real_comfy, capsys):
+    """`python scripts/e4e_run.py` with no images: workflows/api/toy_world.api.json through ComfyUI's executor, the
+    bundled toy model, generated creatures; the reference | target | result sheet and the correspondence picture
+    land in --out, and the result keeps the target's shape with other colours."""
+    import numpy as np
+
+    nodes = real_comfy.nodes
+    for name in es.PACK_NODES:  # not registered yet: the runner must load the pack itself
+        monkeypatch.delitem(nodes.NODE_CLASS_MAPPINGS, name, raising=False)
+    monkeypatch.setenv("COMFYUI_PATH", str(real_comfy.checkout))
+    out = tmp_path / "demo"
+    start = time.monotonic()
+    rc = run.main(["--out", str(out), "--demo-pair", "3"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.out.split() == [str(out / "e4e_toy.png"), str(out / "e4e_toy_correspondence.png")]
+    print(f"the toy world demo through the executor: {time.monotonic() - start:.1f} s")
+    assert "toy world demo" in captured.err and "[9 Appearance Transfer Sampler] step 68/68" in captured.err
+    sheet = np.asarray(Image.open(out / "e4e_toy.png").convert("RGB")).astype(float) / 255
+    assert sheet.shape == (32 * 8, (3 * 32 + 2 * 2) * 8, 3)  # three 32 px images, 2 px apart, enlarged 8 times
+    ref, tgt, result = (sheet[::8, (34 * k) * 8::8][:, :32] for k in range(3))
+    assert np.abs(result - tgt).mean() > 0.02  # something was transferred
+    assert Image.open(out / "e4e_toy_correspondence.png").size[0] >= 64
 
 
 def test_in_process_missing_checkpoint(monkeypatch, tmp_path, files, capsys):
@@ -733,7 +779,7 @@ TITLED_ROLES = ("checkpoint", "unet", "prompt", "negative", "guidance", "referen
                 "reference_mask", "target_mask", "masks", "patch", "sampler", "ksampler", "save")
 
 
-@pytest.mark.parametrize("name", es.WORKFLOW_NAMES)
+@pytest.mark.parametrize("name", [n for n in es.WORKFLOW_NAMES if n != "toy_world"])  # the demo: nothing to fill
 def test_roles_of_the_shipped_workflows(name):
     """find_nodes gives the pinned ids, and the titles scripts/make_workflows.py gave those nodes."""
     prompt = es.load(name, "api")

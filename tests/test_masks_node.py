@@ -92,7 +92,7 @@ def test_unreadable_file(input_dir):
 def test_node_registration(pack):
     m = pack.NODE_CLASS_MAPPINGS
     assert set(m) == {"E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler",
-                      "E4EAuthorsFreeU"}
+                      "E4EAuthorsFreeU", "E4EToyModel", "E4EToyCreatures", "E4EToyVAEEncode", "E4EToyVAEDecode"}
     for name, cls in m.items():
         assert cls.DESCRIPTION and cls.CATEGORY and hasattr(cls, cls.FUNCTION)
         spec = cls.INPUT_TYPES()

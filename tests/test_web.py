@@ -775,14 +775,15 @@ SEARCH_JS = """async (query) => {
 @pytest.mark.server
 @pytest.mark.slow
 @pytest.mark.parametrize("frontend", FRONTENDS)
-def test_node_search_finds_all_five_nodes(editors, frontend):
-    """Typing "eye-for-an-eye" in the editor's node search lists the pack's five nodes first."""
+def test_node_search_finds_all_the_packs_nodes(editors, frontend):
+    """Typing "eye-for-an-eye" in the editor's node search lists the pack's nine nodes (the four toy world ones
+    included) first."""
     editor = editors(frontend)
     names = {n: editor.object_info[n]["display_name"] for n in editor.object_info if n.startswith("E4E")}
-    assert len(names) == 5 and all(v.endswith(" (Eye-for-an-eye)") for v in names.values()), names
+    assert len(names) == 9 and all(v.endswith(" (Eye-for-an-eye)") for v in names.values()), names
     page = editor.open()
     options = page.call(SEARCH_JS, SEARCH)
     assert options, "the node search box did not open or found nothing"
-    assert set(options[:5]) == set(names.values()), options[:10]
+    assert set(options[:9]) == set(names.values()), options[:12]
     errors = editor.our_errors()
     assert not errors, "\n".join(errors)

@@ -40,7 +40,7 @@ def test_template_titles_read_as_titles():
     titles = [es.title(n) for n in NAMES]
     assert len(set(titles)) == len(titles) == len(es.make_workflows().TEMPLATES)
     for t in titles:
-        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev) [A-Za-z0-9 .-]+", t), t
+        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev|toy world) [A-Za-z0-9 .-]+", t), t
         assert "_" not in t and "  " not in t and not t.endswith((".", " ")), t
 
 
@@ -112,6 +112,17 @@ def _source(prompt: dict, value) -> dict:
 def test_authors_defaults(name, runner):
     D, T = runner.DEFAULTS, runner.TITLES
     prompt = es.load(name, "api")
+    if name == "toy_world":  # the bundled toy model and its own prompt; the authors' schedule and CFGs
+        by_class = {}
+        for node in prompt.values():
+            by_class.setdefault(node["class_type"], []).append(node["inputs"])
+        assert {(i["steps"], i["skip_steps"], i["cfg"]) for i in by_class["E4EDDIMInvertReference"]} == {(100, 32, 3.5)}
+        (sampler,) = by_class["E4EAppearanceTransferSampler"]
+        assert sampler["cfg"] == 2.5 and sampler["ending"] == "authors"
+        (patch,) = by_class["E4ESemanticMatchPatch"]
+        assert patch["layers"] == "auto" and patch["masks"][0] in prompt
+        assert "CheckpointLoaderSimple" not in by_class and by_class["E4EToyModel"] == [{"family": "sd15"}]
+        return
     flux = name == "flux"
     size = D["sdxl_size"] if name == "sdxl" else D["flux_size"] if flux else D["size"]
     if flux:
@@ -151,7 +162,7 @@ def test_authors_freeu_once_before_both_inversions_and_the_patch(name, runner):
     prompt = es.load(name, "api")
     freeu = [k for k, n in prompt.items() if n["class_type"] == "E4EAuthorsFreeU"]
     users = [n for n in prompt.values() if n["class_type"] in ("E4EDDIMInvertReference", "E4ESemanticMatchPatch")]
-    if name == "flux":  # FreeU changes UNet decoders; Flux has none
+    if name in ("flux", "toy_world"):  # FreeU changes UNet decoders; Flux has none, the toy UNet trained without
         assert not freeu
         return
     assert len(freeu) == 1 and all(n["inputs"]["model"][0] == freeu[0] for n in users)

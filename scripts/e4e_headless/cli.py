@@ -15,6 +15,10 @@ DESCRIPTION = """\
 Eye-for-an-eye appearance transfer without the editor: the target keeps its structure and takes the
 reference's appearance. The shipped API workflow (workflows/api/) runs on ComfyUI, filled with your files.
 
+With no images (or with --demo) it runs the toy world demo: a transfer on the small model this pack trained
+on its toy world of creatures (bundled), no checkpoint and no server; it writes the reference | target |
+result sheet and the correspondence picture into --out.
+
 Which Python runs it:
   server mode (--server URL): any Python 3.10+ with Pillow (pip install pillow; with websocket-client it
     shows live progress). The servers need this pack in custom_nodes/ and the checkpoint in models/.
@@ -26,6 +30,7 @@ Ctrl-C stops the run, on the servers too (their queue entry and the running job)
 
 EPILOG = """\
 examples:
+  python scripts/e4e_run.py                      # the toy world demo, with ComfyUI's Python
   e4e-run --server http://127.0.0.1:8188 --reference ref.png --target tgt.png \\
       --reference-mask ref_mask.png --target-mask tgt_mask.png --domain dog
   COMFYUI_PATH=~/ComfyUI ~/ComfyUI/venv/bin/python scripts/e4e_run.py --checkpoint \\
@@ -41,6 +46,9 @@ def build_parser(prog: str = "e4e-run") -> argparse.ArgumentParser:
     p.add_argument("--target", help="target image (gives the structure)")
     p.add_argument("--reference-mask", help="object mask of the reference (white = object)")
     p.add_argument("--target-mask", help="object mask of the target (white = object)")
+    p.add_argument("--demo", action="store_true", help="the toy world demo (the default when no images are given)")
+    p.add_argument("--demo-pair", type=int, metavar="SEED",
+                   help="which pair of toy creatures the demo draws (default: the workflow's)")
     p.add_argument("--pairs", help="CSV of reference,target[,reference_mask,target_mask] rows (a batch)")
     p.add_argument("--out", default="e4e_out", help="folder for the results (default: e4e_out)")
     p.add_argument("--server", action="append", default=[], metavar="URL",
@@ -142,6 +150,12 @@ def main(argv=None, prog: str = "e4e-run") -> int:
     args = parser.parse_args(argv)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
+        if args.demo or not (args.reference or args.target or args.pairs or args.server):
+            from .inprocess import run_demo
+
+            for path in run_demo(Path(args.out), log, args.demo_pair):
+                print(path)
+            return 0
         require_pillow()
         jobs = _jobs(args, parser)
         workflows = _workflows(args)

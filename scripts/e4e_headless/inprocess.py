@@ -25,8 +25,8 @@ from .client import saved_images
 from .errors import Cancelled, RunError, failure_message, last_line, refused_message
 from .jobs import Job, output_path, prepare_inputs, upload_name
 from .progress import ProgressLines
-from .settings import REPO, is_pack
-from .workflow_fill import fill_workflow
+from .settings import API_WORKFLOWS, REPO, is_pack
+from .workflow_fill import fill_workflow, load_workflow
 
 CPU_WARNING = ("e4e_run: warning: no CUDA GPU, running on the CPU: the defaults (100 inversion steps for each of "
                "the two images, then 68 sampled steps, at 512 px) take over an hour there; try a small run first, "
@@ -38,12 +38,19 @@ MODEL_KINDS = {False: ("checkpoints",), True: ("diffusion_models", "text_encoder
 
 
 def comfy_checkout() -> Path:
-    """COMFYUI_PATH, else the ComfyUI whose custom_nodes/ holds this pack; RunError when there is none."""
+    """COMFYUI_PATH, else the ComfyUI whose custom_nodes/ holds this pack, else the copy the test set-up made
+    (.comfyui/ComfyUI in a clone); RunError when there is none."""
     checkout = os.environ.get("COMFYUI_PATH")
     if not checkout:
         if REPO.parent.name == "custom_nodes" and (REPO.parents[1] / "comfy").is_dir():
             return REPO.parents[1]
-        raise RunError("in-process mode needs a full ComfyUI: set COMFYUI_PATH=/path/to/ComfyUI (or pass --server URL)")
+        made = REPO / ".comfyui" / "ComfyUI"
+        if (made / "comfy").is_dir() and (made / "execution.py").is_file():
+            return made
+        raise RunError("in-process mode needs a full ComfyUI: install this pack in ComfyUI/custom_nodes/, set "
+                       "COMFYUI_PATH=/path/to/ComfyUI, or run `bash scripts/run_tests.sh` once in this clone (it "
+                       "makes .comfyui/ComfyUI and .venv; then .venv/bin/python scripts/e4e_run.py); or pass "
+                       "--server URL")
     path = Path(checkout).expanduser().resolve()
     if not (path / "comfy").is_dir() or not (path / "execution.py").is_file():
         raise RunError(f"COMFYUI_PATH={checkout} is not a full ComfyUI checkout (no comfy/ and execution.py)")
@@ -277,6 +284,62 @@ class Runner:
         return self.executor.history_result["outputs"]
 
 
+def require_torch():
+    if importlib.util.find_spec("torch") is None:
+        raise RunError(f"in-process mode runs with ComfyUI's Python; {sys.executable} has no torch (or pass "
+                       "--server URL)")
+
+
+def run_demo(out_dir: Path, log, pair_seed: int | None = None) -> list[str]:
+    """The toy world demo (workflows/api/toy_world.api.json): the bundled toy model, a generated pair of creatures,
+    no checkpoint, no server. Writes the reference | target | result sheet and the correspondence picture into
+    ``out_dir``; returns their paths."""
+    checkout = comfy_checkout()
+    pack = pack_folder(checkout)
+    require_torch()
+    prompt = load_workflow(API_WORKFLOWS / "toy_world.api.json")
+    if pair_seed is not None:
+        creatures = [k for k, n in prompt.items() if n["class_type"] == "E4EToyCreatures"]
+        if len(creatures) != 1:
+            raise RunError("workflows/api/toy_world.api.json: expected one Toy Creatures node")
+        prompt[creatures[0]]["inputs"]["seed"] = pair_seed
+    log(f"e4e_run: the toy world demo (no checkpoint, no server) on the ComfyUI at {checkout}")
+    base = Path(tempfile.mkdtemp(prefix="e4e_demo_"))
+    comfy = None
+    paths = []
+    try:
+        try:
+            comfy = Comfy(checkout, base, log)
+        except ImportError as exc:
+            raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
+                           f"pip install -r {checkout / 'requirements.txt'}") from None
+        comfy.register_pack(pack)
+        comfy.require(prompt)
+        start = time.monotonic()
+        outputs = Runner(comfy, log).execute(prompt)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for node_id, out in sorted(outputs.items()):
+            if prompt.get(node_id, {}).get("class_type") != "SaveImage":
+                continue
+            prefix = prompt[node_id]["inputs"]["filename_prefix"]
+            for k, image in enumerate(i for i in out.get("images", []) if i.get("type", "output") == "output"):
+                source = Path(comfy.folder_paths.get_directory_by_type("output"), image.get("subfolder", ""),
+                              image["filename"])
+                path = out_dir / f"{prefix}{f'_{k}' if k else ''}{source.suffix}"
+                shutil.copyfile(source, path)
+                paths.append(str(path))
+        if not paths:
+            raise RunError("the demo finished without a saved image")
+        log(f"done: the toy world demo ({time.monotonic() - start:.1f} s)")
+    except KeyboardInterrupt:
+        raise Cancelled("cancelled") from None
+    finally:
+        if comfy is not None:
+            comfy.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return paths
+
+
 def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple[int, int], out_dir: Path, log,
                    checkpoint: str | None, flux: bool = False):
     """Each job through ComfyUI's executor in this process; each job's outcome is filled in. Raises Cancelled
@@ -284,9 +347,7 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
     checkout = comfy_checkout()
     check_checkpoint(checkpoint)
     pack = pack_folder(checkout)
-    if importlib.util.find_spec("torch") is None:
-        raise RunError(f"in-process mode runs with ComfyUI's Python; {sys.executable} has no torch (or pass "
-                       "--server URL)")
+    require_torch()
     warn_if_cpu(settings, log)
     base = Path(tempfile.mkdtemp(prefix="e4e_inprocess_"))
     comfy = None
