@@ -284,6 +284,14 @@ class Runner:
         return self.executor.history_result["outputs"]
 
 
+def open_comfy(checkout: Path, base: Path, log) -> Comfy:
+    try:
+        return Comfy(checkout, base, log)
+    except ImportError as exc:
+        raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
+                       f"pip install -r {checkout / 'requirements.txt'}") from None
+
+
 def require_torch():
     if importlib.util.find_spec("torch") is None:
         raise RunError(f"in-process mode runs with ComfyUI's Python; {sys.executable} has no torch (or pass "
@@ -308,11 +316,7 @@ def run_demo(out_dir: Path, log, pair_seed: int | None = None) -> list[str]:
     comfy = None
     paths = []
     try:
-        try:
-            comfy = Comfy(checkout, base, log)
-        except ImportError as exc:
-            raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
-                           f"pip install -r {checkout / 'requirements.txt'}") from None
+        comfy = open_comfy(checkout, base, log)
         comfy.register_pack(pack)
         comfy.require(prompt)
         start = time.monotonic()
@@ -352,11 +356,7 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
     base = Path(tempfile.mkdtemp(prefix="e4e_inprocess_"))
     comfy = None
     try:
-        try:
-            comfy = Comfy(checkout, base, log)
-        except ImportError as exc:
-            raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
-                           f"pip install -r {checkout / 'requirements.txt'}") from None
+        comfy = open_comfy(checkout, base, log)
         for kind in MODEL_KINDS[flux]:
             comfy.add_model_folder(kind, str(Path(checkpoint).resolve().parent))
         comfy.register_pack(pack)
