@@ -26,7 +26,8 @@ class ToyModel:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"family": (list(models.FAMILIES), {"default": "sd15", "tooltip": "sd15: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule). flux: ComfyUI's Flux (rectified flow, guidance 3.5)."})}}
+        bundled = [f for f in models.FAMILIES if models.weights_path(f).is_file()] or ["sd15"]
+        return {"required": {"family": (bundled, {"default": "sd15", "tooltip": "sd15: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule). flux (when bundled): ComfyUI's Flux (rectified flow, guidance 3.5)."})}}
 
     def load(self, family):
         import comfy.model_management

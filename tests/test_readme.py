@@ -23,7 +23,8 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip() and not line.startswith("#")]
-    assert commands[0].startswith("python scripts/e4e_run.py")
-    assert commands[1] == "bash scripts/run_tests.sh"
+    assert commands[0] == "python scripts/e4e_run.py"  # the toy world demo: no checkpoint, no server
+    assert commands[1].startswith("python scripts/e4e_run.py --server")
+    assert commands[2] == "bash scripts/run_tests.sh"
     ci = (REPO / ".ci" / "run").read_text().splitlines()
-    assert commands[1] in [line.strip() for line in ci]
+    assert commands[2] in [line.strip() for line in ci]
