@@ -65,6 +65,7 @@ class ToyVAEEncode:
     CATEGORY = TOY_CATEGORY
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("The latent of the images, for DDIM Invert Reference or the sampler's start.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -80,6 +81,7 @@ class ToyVAEDecode:
     CATEGORY = TOY_CATEGORY
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
+    OUTPUT_TOOLTIPS = ("The decoded images (RGB, clamped to 0..1).",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -283,13 +283,15 @@ def _scale(g: Graph, title: str, image, size: int):
 
 
 def _invert(g: Graph, title: str, model, pos, neg, latent, method: str | None = None):
-    return g.add("E4EDDIMInvertReference", title, 3, model=model["MODEL"], positive=pos[0], negative=neg[0],
+    """DDIM Invert Reference at the authors' settings; ``model``, ``pos``, ``neg``, ``latent``: output sockets."""
+    return g.add("E4EDDIMInvertReference", title, 3, model=model, positive=pos, negative=neg,
                  latent=latent, steps=D["steps"], skip_steps=D["skip_steps"], cfg=D["inversion_cfg"],
                  method=method or D["method"], scheduler=D["scheduler"], seed=D["seed"])
 
 
 def _patch(g: Graph, model, ref_inv, tgt_inv, **extra):
-    return g.add("E4ESemanticMatchPatch", T["patch"], 4, model=model["MODEL"], reference=ref_inv["inversion"],
+    """Semantic Match Patch at the authors' settings; ``model``: an output socket."""
+    return g.add("E4ESemanticMatchPatch", T["patch"], 4, model=model, reference=ref_inv["inversion"],
                  target=tgt_inv["inversion"], layers=D["layers"], custom_layers=D["custom_layers"],
                  start_percent=D["start_percent"], end_percent=D["end_percent"],
                  structure_every=D["structure_every"], structure_end_percent=D["structure_end_percent"],
@@ -333,10 +335,10 @@ def one_object(name: str, title: str, about: str, specs: dict, ckpt: str, size: 
         extra["masks"] = mask_node["masks"]
     ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt_node["VAE"])
     tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt_node["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], model, pos, neg, ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], model, pos, neg, tgt_lat[0])
+    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0])
+    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0])
     g.group("Inversion", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, model, ref_inv, tgt_inv, **extra)
+    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv, **extra)
     _sample_and_save(g, ckpt_node, patched, pos, neg, tgt_s, ref_s)
     return g
 
@@ -360,11 +362,11 @@ def two_objects(specs: dict) -> Graph:
     g.add("PreviewImage", "Masks preview", 2, images=masks["preview"])
     lats = [g.add("VAEEncode", f"Encode {t}", 3, pixels=s[0], vae=ckpt["VAE"])
             for t, s in (("reference", ref1_s), ("reference 2", ref2_s), ("target", tgt_s))]
-    inv1 = _invert(g, T["invert_reference"], model, pos, neg, lats[0][0])
-    inv2 = _invert(g, "Invert reference 2", model, pos, neg, lats[1][0])
-    inv_t = _invert(g, T["invert_target"], model, pos, neg, lats[2][0])
+    inv1 = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], lats[0][0])
+    inv2 = _invert(g, "Invert reference 2", model["MODEL"], pos[0], neg[0], lats[1][0])
+    inv_t = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], lats[2][0])
     g.group("Inversion", *lats, inv1, inv2, inv_t)
-    patched = _patch(g, model, inv1, inv_t, masks=masks["masks"], reference_2=inv2["inversion"])
+    patched = _patch(g, model["MODEL"], inv1, inv_t, masks=masks["masks"], reference_2=inv2["inversion"])
     _sample_and_save(g, ckpt, patched, pos, neg, tgt_s)
     return g
 
@@ -382,10 +384,10 @@ def ksampler_advanced(specs: dict) -> Graph:
     g.group("Images, one size", ref, tgt)
     ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt["VAE"])
     tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], model, pos, neg, ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], model, pos, neg, tgt_lat[0], method="ddim")
+    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0])
+    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0], method="ddim")
     g.group("Inversion (target: ddim)", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, model, ref_inv, tgt_inv)
+    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv)
     ks = g.add("KSamplerAdvanced", T["ksampler"], 4, model=patched[0], add_noise="disable", noise_seed=0,
                steps=D["steps"], cfg=D["cfg"], sampler_name="ddim", scheduler=D["scheduler"], positive=pos[0],
                negative=neg[0], latent_image=tgt_inv["start_latent"], start_at_step=D["skip_steps"],
@@ -428,7 +430,7 @@ def flux(specs: dict) -> Graph:
                   scheduler=D["flux_scheduler"], seed=D["seed"])
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
-    patched = _patch(g, unet, invs[0], invs[1], masks=masks["masks"])
+    patched = _patch(g, unet["MODEL"], invs[0], invs[1], masks=masks["masks"])
     sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
                     negative=neg[0], cfg=D["flux_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
                     ending=D["ending"], target_image=tgt_s[0], reference_image=ref_s[0])
@@ -447,23 +449,17 @@ def toy_world(specs: dict) -> Graph:
               "part (head from head, wing from wing). Change the seed for another pair. The authors' settings, "
               "no FreeU (the toy model was trained without it).", specs)
     toy = g.add("E4EToyModel", "Toy model", 0, family="sd15")
-    pair = g.add("E4EToyCreatures", "Toy creatures", 1, seed=D["toy_seed"])
+    pair = g.add("E4EToyCreatures", "Toy creatures", 1)  # the node's default pair
     g.group("Model, images", toy, pair)
     masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=0, height=0,
                   crop=D["crop"], target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],
                   target_image=pair["target"], reference_image=pair["reference"])
     ref_lat = g.add("E4EToyVAEEncode", "Encode reference", 2, pixels=pair["reference"], toy_vae=toy["toy_vae"])
     tgt_lat = g.add("E4EToyVAEEncode", "Encode target", 2, pixels=pair["target"], toy_vae=toy["toy_vae"])
-    invs = [g.add("E4EDDIMInvertReference", title, 3, model=toy["model"], positive=toy["positive"],
-                  negative=toy["negative"], latent=lat[0], steps=D["steps"], skip_steps=D["skip_steps"],
-                  cfg=D["inversion_cfg"], method=D["method"], scheduler=D["scheduler"], seed=D["seed"])
+    invs = [_invert(g, title, toy["model"], toy["positive"], toy["negative"], lat[0])
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
-    patched = g.add("E4ESemanticMatchPatch", T["patch"], 4, model=toy["model"], reference=invs[0]["inversion"],
-                    target=invs[1]["inversion"], layers=D["layers"], custom_layers=D["custom_layers"],
-                    start_percent=D["start_percent"], end_percent=D["end_percent"],
-                    structure_every=D["structure_every"], structure_end_percent=D["structure_end_percent"],
-                    strength=D["strength"], masks=masks["masks"])
+    patched = _patch(g, toy["model"], invs[0], invs[1], masks=masks["masks"])
     sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=toy["positive"],
                     negative=toy["negative"], cfg=D["cfg"], adain=D["adain"],
                     adain_start_percent=D["adain_start_percent"], ending=D["ending"], target_image=pair["target"],

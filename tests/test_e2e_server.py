@@ -187,8 +187,8 @@ def test_node_errors_from_a_real_server(server, images, tmp_path, capsys):
 def test_ctrl_c_cancels_the_run_on_a_real_server(server, images, tmp_path, capsys):
     """Ctrl-C while the server samples: the runner interrupts its prompt there (POST /interrupt with the prompt
     id, POST /queue delete), the server stops it (history: execution_interrupted) and runs nothing more of it."""
-    import _thread
     import json
+    import signal
     import threading
     import urllib.request
 
@@ -197,6 +197,7 @@ def test_ctrl_c_cancels_the_run_on_a_real_server(server, images, tmp_path, capsy
             return json.loads(r.read())
 
     running = []
+    main_thread = threading.main_thread().ident
 
     def ctrl_c_once_running():
         deadline = time.monotonic() + 600
@@ -205,7 +206,7 @@ def test_ctrl_c_cancels_the_run_on_a_real_server(server, images, tmp_path, capsy
             if queue["queue_running"]:
                 running.append(queue["queue_running"][0][1])
                 time.sleep(2.0)  # into the inversion's steps
-                _thread.interrupt_main()
+                signal.pthread_kill(main_thread, signal.SIGINT)  # Ctrl-C: a real SIGINT to the main thread
                 return
             time.sleep(0.2)
 

@@ -709,10 +709,11 @@ def test_pairs_fail_when_every_server_fails(tmp_path, files, capsys):
 def test_ctrl_c_cancels_the_job_on_the_server(tmp_path, files, websocket, capsys):
     """Ctrl-C while a server runs the transfer: the runner takes its prompt off the server's queue and interrupts
     it there (POST /queue {"delete": [id]}, POST /interrupt {"prompt_id": id}), says so in one line and exits 130."""
-    import _thread
+    import signal
 
     if websocket and client.websocket is None:
         pytest.skip("websocket-client is not installed (tests/requirements.txt)")
+    main_thread = threading.main_thread().ident
     with FakeComfy(mode="hang", websocket=websocket) as server:
 
         def ctrl_c_once_running():
@@ -720,7 +721,9 @@ def test_ctrl_c_cancels_the_job_on_the_server(tmp_path, files, websocket, capsys
             while not server.prompt_ids and time.monotonic() < deadline:
                 time.sleep(0.02)
             time.sleep(0.3)  # the runner is following the run now
-            _thread.interrupt_main()  # what Ctrl-C does to the main thread
+            # what Ctrl-C in a terminal does: a real SIGINT to the main thread, which also breaks a blocking read
+            # (_thread.interrupt_main only sets a flag: a main thread waiting in a socket read never saw it)
+            signal.pthread_kill(main_thread, signal.SIGINT)
 
         threading.Thread(target=ctrl_c_once_running, daemon=True).start()
         start = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -118,6 +119,10 @@ def run_batch(jobs: list[Job], servers: list[str], workflows: dict, settings: di
         dispatch.finished()
 
     threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in clients.values()]
+    # Ctrl-C is this runner's while it waits, whatever handler the process had (code imported into the same
+    # process, ComfyUI's among them, may have set its own)
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler) if main_thread else None
     for t in threads:
         t.start()
     try:
@@ -130,6 +135,9 @@ def run_batch(jobs: list[Job], servers: list[str], workflows: dict, settings: di
         for t in threads:
             t.join(5.0)
         raise Cancelled(f"cancelled{f' ({len(cancelled)} run(s) stopped on the servers)' if cancelled else ''}") from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, old_handler)
     for job in dispatch.pending:  # left when every server went down
         job.error = job.error or "no server left"
 

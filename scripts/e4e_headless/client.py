@@ -239,11 +239,18 @@ class ComfyClient:
         return entry
 
 
-def saved_images(prompt: dict, entry: dict) -> list[dict]:
-    """The images of the workflow's SaveImage nodes in a history entry (previews left out)."""
+def saved_images_by_node(prompt: dict, entry: dict) -> list[tuple[str, int, dict]]:
+    """``(node id, index, image)`` of the images of the workflow's SaveImage nodes in a history entry (previews
+    left out), in node order."""
     images = []
     for node_id, out in sorted((entry.get("outputs") or {}).items()):
         if prompt.get(node_id, {}).get("class_type") != "SaveImage":
             continue
-        images.extend(i for i in out.get("images", []) if i.get("type", "output") == "output")
+        saved = [i for i in out.get("images", []) if i.get("type", "output") == "output"]
+        images.extend((node_id, k, image) for k, image in enumerate(saved))
     return images
+
+
+def saved_images(prompt: dict, entry: dict) -> list[dict]:
+    """The images of the workflow's SaveImage nodes in a history entry (previews left out)."""
+    return [image for _, _, image in saved_images_by_node(prompt, entry)]

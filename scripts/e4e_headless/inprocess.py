@@ -10,6 +10,7 @@ images come from the executor's history. Progress and Ctrl-C work as in server m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -21,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .client import saved_images
+from .client import saved_images, saved_images_by_node
 from .errors import Cancelled, RunError, failure_message, last_line, refused_message
 from .jobs import Job, output_path, prepare_inputs, upload_name
 from .progress import ProgressLines
@@ -124,7 +125,7 @@ class Comfy:
     changed in modules it did not import (when the runner shares a process with other ComfyUI code)."""
 
     def __init__(self, checkout: Path, base: Path, log):
-        self.log = log
+        self.log, self.base = log, base
         for sub in ("input", "output", "temp", "user"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         # ComfyUI is no installed package: its modules import from its folder, as main.py run from there does
@@ -164,6 +165,11 @@ class Comfy:
         from comfy_execution.utils import get_executing_context
 
         self.get_progress_state, self.get_executing_context = get_progress_state, get_executing_context
+
+    def output_file(self, image: dict) -> Path:
+        """The file of a saved image as the executor's history names it."""
+        return Path(self.folder_paths.get_directory_by_type(image.get("type", "output")), image.get("subfolder", ""),
+                    image["filename"])
 
     def add_model_folder(self, kind: str, folder: str):
         paths = self.folder_paths.folder_names_and_paths.get(kind, ([],))[0]
@@ -284,12 +290,28 @@ class Runner:
         return self.executor.history_result["outputs"]
 
 
-def open_comfy(checkout: Path, base: Path, log) -> Comfy:
+@contextlib.contextmanager
+def comfy_session(checkout: Path, pack: Path, prefix: str, log, model_folders: tuple = ()):
+    """ComfyUI imported from ``checkout`` with scratch folders, ``model_folders`` ((kind, folder) pairs) added and
+    the pack registered; everything put back and the scratch removed afterwards. A second Ctrl-C is Cancelled."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    comfy = None
     try:
-        return Comfy(checkout, base, log)
-    except ImportError as exc:
-        raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
-                       f"pip install -r {checkout / 'requirements.txt'}") from None
+        try:
+            comfy = Comfy(checkout, base, log)
+        except ImportError as exc:
+            raise RunError(f"ComfyUI does not import in {sys.executable} ({exc}): run with ComfyUI's Python, or "
+                           f"pip install -r {checkout / 'requirements.txt'}") from None
+        for kind, folder in model_folders:
+            comfy.add_model_folder(kind, folder)
+        comfy.register_pack(pack)
+        yield comfy
+    except KeyboardInterrupt:  # a second Ctrl-C
+        raise Cancelled("cancelled") from None
+    finally:
+        if comfy is not None:
+            comfy.close()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def require_torch():
@@ -312,35 +334,20 @@ def run_demo(out_dir: Path, log, pair_seed: int | None = None) -> list[str]:
             raise RunError("workflows/api/toy_world.api.json: expected one Toy Creatures node")
         prompt[creatures[0]]["inputs"]["seed"] = pair_seed
     log(f"e4e_run: the toy world demo (no checkpoint, no server) on the ComfyUI at {checkout}")
-    base = Path(tempfile.mkdtemp(prefix="e4e_demo_"))
-    comfy = None
     paths = []
-    try:
-        comfy = open_comfy(checkout, base, log)
-        comfy.register_pack(pack)
+    with comfy_session(checkout, pack, "e4e_demo_", log) as comfy:
         comfy.require(prompt)
         start = time.monotonic()
         outputs = Runner(comfy, log).execute(prompt)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for node_id, out in sorted(outputs.items()):
-            if prompt.get(node_id, {}).get("class_type") != "SaveImage":
-                continue
-            prefix = prompt[node_id]["inputs"]["filename_prefix"]
-            for k, image in enumerate(i for i in out.get("images", []) if i.get("type", "output") == "output"):
-                source = Path(comfy.folder_paths.get_directory_by_type("output"), image.get("subfolder", ""),
-                              image["filename"])
-                path = out_dir / f"{prefix}{f'_{k}' if k else ''}{source.suffix}"
-                shutil.copyfile(source, path)
-                paths.append(str(path))
+        for node_id, k, image in saved_images_by_node(prompt, {"outputs": outputs}):
+            source = comfy.output_file(image)
+            path = out_dir / f"{prompt[node_id]['inputs']['filename_prefix']}{f'_{k}' if k else ''}{source.suffix}"
+            shutil.copyfile(source, path)
+            paths.append(str(path))
         if not paths:
             raise RunError("the demo finished without a saved image")
         log(f"done: the toy world demo ({time.monotonic() - start:.1f} s)")
-    except KeyboardInterrupt:
-        raise Cancelled("cancelled") from None
-    finally:
-        if comfy is not None:
-            comfy.close()
-        shutil.rmtree(base, ignore_errors=True)
     return paths
 
 
@@ -353,13 +360,8 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
     pack = pack_folder(checkout)
     require_torch()
     warn_if_cpu(settings, log)
-    base = Path(tempfile.mkdtemp(prefix="e4e_inprocess_"))
-    comfy = None
-    try:
-        comfy = open_comfy(checkout, base, log)
-        for kind in MODEL_KINDS[flux]:
-            comfy.add_model_folder(kind, str(Path(checkpoint).resolve().parent))
-        comfy.register_pack(pack)
+    folders = tuple((kind, str(Path(checkpoint).resolve().parent)) for kind in MODEL_KINDS[flux])
+    with comfy_session(checkout, pack, "e4e_inprocess_", log, folders) as comfy:
         settings = dict(settings, checkpoint=Path(checkpoint).name)
         out_dir.mkdir(parents=True, exist_ok=True)
         runner = Runner(comfy, log)
@@ -373,7 +375,7 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
                 names = {}
                 for key, data in prepare_inputs(job, size).items():
                     names[key] = upload_name(key, data)
-                    (base / "input" / names[key]).write_bytes(data)
+                    (comfy.base / "input" / names[key]).write_bytes(data)
                 prompt = fill_workflow(workflows["masks" if job.reference_mask else "whole"], names, settings)
                 comfy.require(prompt)
                 outputs = runner.execute(prompt)
@@ -381,8 +383,7 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
                 if not images:
                     raise RunError("the run finished without a saved image")
                 for k, image in enumerate(images):
-                    source = Path(comfy.folder_paths.get_directory_by_type(image.get("type", "output")),
-                                  image.get("subfolder", ""), image["filename"])
+                    source = comfy.output_file(image)
                     path = output_path(out_dir, job, k, source.suffix)
                     shutil.copyfile(source, path)
                     job.outputs.append(str(path))
@@ -396,9 +397,3 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
             job.seconds = time.monotonic() - start
             log(f"{'done' if job.done else 'failed'}: {job.name} ({job.seconds:.1f} s)")
             comfy.mm.soft_empty_cache()
-    except KeyboardInterrupt:  # a second Ctrl-C
-        raise Cancelled("cancelled") from None
-    finally:
-        if comfy is not None:
-            comfy.close()
-        shutil.rmtree(base, ignore_errors=True)

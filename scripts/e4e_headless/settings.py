@@ -71,7 +71,6 @@ DEFAULTS = {
     "method": AUTHORS.INVERSION_METHOD,
     "scheduler": AUTHORS.SCHEDULER,
     "seed": AUTHORS.INVERSION_SEED,
-    "toy_seed": 7,  # the toy world's demo pair (Toy Creatures)
     "layers": "auto",
     "custom_layers": "output.6-11",
     "start_percent": AUTHORS.START_PERCENT,
