@@ -25,10 +25,61 @@ def find_matches(plan: TransferPlan, run: TransferRun, call: CallLayout, out: to
     (-1: kept), for target features ``out`` ``[B, N, C]`` and reference features ``refs`` ``[R, N, C]`` on the
     ``grid`` token map; kept as the run's correspondence. No host synchronisation."""
     out_masks, ref_masks = run.token_masks(grid, out.device)
-    src = match_objects(out, refs.unsqueeze(0), out_masks.unsqueeze(0).expand(out.shape[0], -1, -1), plan.ref_ids,
-                        ref_masks.unsqueeze(0), check=False)
-    run.correspondence.keep(src, grid, call.step, block)
+    frames, mode = call.frames, plan.settings.video_matching
+    if frames == 1 or mode == "whole clip":
+        src = match_objects(out, refs.unsqueeze(0), out_masks.unsqueeze(0).expand(out.shape[0], -1, -1),
+                            plan.ref_ids, ref_masks.unsqueeze(0), check=False)
+    else:
+        src = _match_video(plan, out, refs, out_masks, ref_masks, frames, anchor=mode == "anchor frame")
+    run.correspondence.keep(_first_frame(src, frames), grid, call.step, block)
     return src
+
+
+def _by_frame(t: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[..., F * n, C?]`` token axis -> frames: ``[B, N, C]`` -> ``[B, F, n, C]``; ``[K, N]`` -> ``[K, F, n]``."""
+    if t.ndim == 3:
+        return t.reshape(t.shape[0], frames, -1, t.shape[-1])
+    return t.reshape(t.shape[0], frames, -1)
+
+
+def _match_video(plan: TransferPlan, out, refs, out_masks, ref_masks, frames: int, anchor: bool) -> torch.Tensor:
+    """Frame f of the target against frame f of the reference rows (a reference image is the same in every
+    frame); ``anchor``: the first frame only, and every other token takes the match of its nearest first-frame
+    token of the same object in its own row. Returns flat indices into ``refs`` ``[R, F * n, C]``."""
+    b, f = out.shape[0], frames
+    o, r = _by_frame(out, f), _by_frame(refs, f)  # [B, F, n, C], [R, F, n, C]
+    om, rm = _by_frame(out_masks, f), _by_frame(ref_masks, f)  # [K, F, n]
+    n = o.shape[2]
+    if anchor:
+        first = match_objects(o[:, 0], r[:, 0].unsqueeze(0), om[:, 0].unsqueeze(0).expand(b, -1, -1), plan.ref_ids,
+                              rm[:, 0].unsqueeze(0), check=False)  # [B, n]: into refs' first frames
+        # every frame's tokens -> the nearest first-frame token of the same object, in the same row
+        near = match_objects(o.reshape(b * f, n, -1), o[:, :1].expand(-1, f, -1, -1).reshape(b * f, 1, n, -1),
+                             om.transpose(0, 1).repeat(b, 1, 1), (0,) * om.shape[0],
+                             om[:, :1].transpose(0, 1).repeat(b * f, 1, 1), check=False).view(b, f, n)
+        taken = first.gather(1, near.clamp(min=0).reshape(b, f * n)).view(b, f, n)
+        local = torch.where((near >= 0) & (taken >= 0), taken, -1)  # index r * n + m into a frame of the refs
+    else:
+        per = match_objects(o.reshape(b * f, n, -1), r.transpose(0, 1).repeat(b, 1, 1, 1),
+                            om.transpose(0, 1).repeat(b, 1, 1), plan.ref_ids, rm.transpose(0, 1).repeat(b, 1, 1),
+                            check=False)
+        local = per.view(b, f, n)
+    # a frame's index r * n + m -> the flat index of token m of that frame of reference r
+    which, m = local.div(n, rounding_mode="floor"), local.remainder(n)
+    frame = torch.arange(f, device=out.device).view(1, f, 1)
+    flat = which * (f * n) + frame * n + m if not anchor else which * (f * n) + m  # anchor: the first frame's
+    return torch.where(local >= 0, flat, -1).reshape(b, f * n)
+
+
+def _first_frame(src: torch.Tensor, frames: int) -> torch.Tensor:
+    """The first frame of a video's correspondence, its indices on the references' first frames (the picture and
+    the viewer show that frame)."""
+    if frames == 1:
+        return src
+    n = src.shape[1] // frames
+    first = src[:, :n]
+    which, m = first.div(frames * n, rounding_mode="floor"), first.remainder(frames * n).remainder(n)
+    return torch.where(first >= 0, which * n + m, -1)
 
 
 def pictures(corr: Correspondence, n_refs: int, batch: int, size: tuple[int, int]) -> torch.Tensor:

@@ -46,3 +46,18 @@ FLUX_SKIP_STEPS = 9
 FLUX_SCHEDULER = "simple"
 FLUX_CFG = 1.0
 FLUX_GUIDANCE = 3.5
+
+# Qwen-Image (not in the paper; chosen as for SD3): the second half of the blocks, structure by queries and keys,
+# the authors' share of skipped steps (10 of 30, as 32 of 100) on the "simple" schedule, and the CFG of ComfyUI's
+# Qwen-Image example (2.5), the same for inversion and sampling.
+QWEN_STEPS = 30
+QWEN_SKIP_STEPS = 10
+QWEN_SCHEDULER = "simple"
+QWEN_CFG = 2.5
+
+# Wan 2.1 / 2.2 text-to-video (not in the paper): as Qwen-Image, with Wan's own CFG (5.0, its released
+# text-to-video default) and 30 steps (ComfyUI's Wan example), 10 skipped.
+WAN_STEPS = 30
+WAN_SKIP_STEPS = 10
+WAN_SCHEDULER = "simple"
+WAN_CFG = 5.0

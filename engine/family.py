@@ -6,13 +6,16 @@ from __future__ import annotations
 import comfy.model_base
 import comfy.model_sampling
 import comfy.supported_models
+import torch
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
 from ..inversion import ModelFingerprint
 
 UNET_FAMILIES = ("sd1", "sd2", "sdxl")
-DIT_FAMILIES = ("flux", "sd3")
-SUPPORTED = "SD1.x, SD2.x (eps and v-prediction), SDXL, Flux.1 (dev, schnell) and SD3/SD3.5"
+DIT_FAMILIES = ("flux", "sd3", "qwen_image", "wan")
+VIDEO_FAMILIES = ("wan",)
+SUPPORTED = ("SD1.x, SD2.x (eps and v-prediction), SDXL, Flux.1 (dev, schnell), SD3/SD3.5, Qwen-Image and "
+             "Wan 2.1/2.2 text-to-video (1.3B, 14B, 5B)")
 OWN = "e4e_own"  # attribute set on the pack's own patches and wrappers: not part of a model's variant
 FREEU_KEY = "e4e_authors_freeu"  # model_options entry: the authors' FreeU settings a MODEL carries
 
@@ -24,6 +27,11 @@ class UnsupportedModelError(ValueError):
 def is_dit(family: str) -> bool:
     """A diffusion transformer (block patches on image tokens) rather than a UNet (attn1 patches)."""
     return family in DIT_FAMILIES
+
+
+def is_video(family: str) -> bool:
+    """A video model: latents ``[B, C, T, H, W]`` whose frames all carry object tokens."""
+    return family in VIDEO_FAMILIES
 
 
 def _family_of_config(mc) -> str | None:
@@ -39,6 +47,10 @@ def _family_of_config(mc) -> str | None:
         return "flux"
     if isinstance(mc, sm.SD3):
         return "sd3"
+    if name == "QwenImage":
+        return "qwen_image"
+    if name in ("WAN21_T2V", "WAN22_T2V"):  # text-to-video; I2V, VACE, camera, S2V & co. take other inputs
+        return "wan"
     return None
 
 
@@ -50,20 +62,31 @@ def _network_fits(family: str, net) -> bool:
         from comfy.ldm.flux.model import Flux
 
         return type(net) is Flux
+    if family == "wan":
+        from comfy.ldm.wan.model import WanModel
+
+        return type(net) is WanModel and getattr(net, "ref_conv", None) is None
+    if family == "qwen_image":
+        from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+
+        return type(net) is QwenImageTransformer2DModel
     from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 
     return isinstance(net, MMDiT)
 
 
 def latent_channels(family: str, net) -> int:
-    """Latent channels the network takes (Flux counts them per 2x2 patch)."""
-    if family == "flux":
+    """Latent channels the network takes (Flux and Qwen-Image count them per 2x2 patch)."""
+    if family in ("flux", "qwen_image"):
         return net.in_channels // (net.patch_size * net.patch_size)
+    if family == "wan":
+        return net.in_dim
     return net.in_channels
 
 
 def model_family(model) -> str:
-    """``"sd1"``, ``"sd2"``, ``"sdxl"``, ``"flux"`` or ``"sd3"`` for a ComfyUI MODEL; a clear error for others."""
+    """``"sd1"``, ``"sd2"``, ``"sdxl"``, ``"flux"``, ``"sd3"``, ``"qwen_image"`` or ``"wan"`` for a ComfyUI MODEL; a
+    clear error for others."""
     base = getattr(model, "model", None)
     mc = getattr(base, "model_config", None)
     name = type(mc).__name__ if mc is not None else type(base).__name__
@@ -75,7 +98,7 @@ def model_family(model) -> str:
             "Load one of those checkpoints."
         )
     channels = latent_channels(family, net)
-    plain = 16 if is_dit(family) else 4
+    plain = base.latent_format.latent_channels  # 4 (SD), 16 (Flux, SD3, Qwen-Image, Wan 2.1), 48 (Wan 2.2 5B)
     if channels != plain:
         raise UnsupportedModelError(
             f"model: this {name} model takes {channels} input channels (an inpainting, fill or instruct model); "
@@ -86,8 +109,12 @@ def model_family(model) -> str:
 
 def attention_blocks(model) -> set[tuple[str, int]]:
     """Block ids the method can act on: UNet blocks holding a self-attention transformer (``("output", 6)``);
-    Flux double-/single-stream blocks (``("double", 0)``, ``("single", 9)``); SD3 joint blocks (``("double", i)``)."""
+    Flux double-/single-stream blocks (``("double", 0)``, ``("single", 9)``); SD3 joint blocks, Qwen-Image's and
+    Wan's transformer blocks (``("double", i)``, as ComfyUI names their block patches ``double_block``)."""
     net = model.model.diffusion_model
+    for name in ("blocks", "transformer_blocks"):  # Wan, Qwen-Image
+        if isinstance(getattr(net, name, None), torch.nn.ModuleList):
+            return {("double", i) for i in range(len(getattr(net, name)))}
     if hasattr(net, "double_blocks"):
         return {("double", i) for i in range(len(net.double_blocks))} | {
             ("single", i) for i in range(len(net.single_blocks))}

@@ -37,7 +37,10 @@ def invert(
         raise ValueError(f"method: {method!r} is not one of {METHODS}")
     if not 0 <= skip_steps < steps:
         raise ValueError(f"skip_steps: {skip_steps} must be lower than steps ({steps}); sampling starts at skip_steps")
-    image_latent(latent, "latent")
+    dims = model.model.latent_format.latent_dimensions  # 3: Wan and Qwen-Image latents carry a frame axis
+    if dims == 3 and isinstance(latent, torch.Tensor) and latent.ndim == 4:
+        latent = latent.unsqueeze(2)  # an image for a video-latent model, as ComfyUI's samplers take it
+    image_latent(latent, "latent", dims)
     if plan_of(model) is not None:
         raise ValueError("model: this MODEL comes from Semantic Match Patch; invert with the MODEL that goes into "
                          "the patch (the patch would act during the inversion)")

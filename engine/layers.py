@@ -24,7 +24,10 @@ DEFAULT_LAYERS = {
     "sd2": LAYER_PRESETS["output 6-11 (SD1/SD2, paper)"],
     "sdxl": LAYER_PRESETS["output 0-5 (SDXL)"],
 }
-DIT_PRESET = {"flux": "vital (Flux, Stable Flow)", "sd3": "second half (SD3)"}
+# SD3, Qwen-Image and Wan: the second half of their blocks (the same rule for the three; see the README's family
+# table for why, and that no real checkpoint backs the choice for Qwen-Image and Wan yet)
+DIT_PRESET = {"flux": "vital (Flux, Stable Flow)", "sd3": "second half (SD3)", "qwen_image": "second half (SD3)",
+              "wan": "second half (SD3)"}
 BLOCK_KINDS = ("input", "middle", "output", "double", "single")
 CUSTOM_DEFAULT = "output.6-11"  # custom_layers' default (the paper's six layers)
 
@@ -44,6 +47,8 @@ FAMILY_BLOCKS = {
     "sdxl": {"input": [4, 5, 7, 8], "middle": [0], "output": list(range(0, 6))},
     "flux": {"double": list(range(19)), "single": list(range(38))},
     "sd3": {"double": list(range(38))},
+    "qwen_image": {"double": list(range(60))},
+    "wan": {"double": list(range(40))},  # 14B: 40 blocks; 1.3B: 30; 5B: 30
 }
 GRAMMAR = {
     "item": ITEM.pattern,
@@ -116,6 +121,12 @@ def resolve_layers(preset: str, custom: str, family: str, blocks: set | None = N
     return list(LAYER_PRESETS[preset] or DEFAULT_LAYERS[family])
 
 
+def spatial_patch(net) -> int:
+    """The side of a DiT's image patch in latent pixels (Wan's patch is ``(1, 2, 2)``: one frame by 2x2)."""
+    p = getattr(net, "patch_size", 2)
+    return int(p[-1]) if isinstance(p, (tuple, list)) else int(p)
+
+
 def _halve(side: int, times: int) -> int:
     for _ in range(times):
         side = (side + 1) // 2  # a stride-2 convolution with padding 1
@@ -128,7 +139,7 @@ def token_maps(model, blocks, latent_hw: tuple[int, int]) -> dict[tuple[str, int
     net = model.model.diffusion_model
     h, w = latent_hw
     if not hasattr(net, "input_blocks"):
-        p = getattr(net, "patch_size", 2)
+        p = spatial_patch(net)
         return {b: (-(-h // p), -(-w // p)) for b in blocks}
     from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 

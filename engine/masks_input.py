@@ -94,7 +94,11 @@ def load_masks(reference_of_object: str, invert: bool, width=0, height=0, crop="
     if invert:
         tgt, ref = 1.0 - tgt, 1.0 - ref
     tgt, ref = fit_masks(tgt, width, height, crop), fit_masks(ref, width, height, crop)
-    masks = ObjectMasks(tgt, ref, ref_ids)  # validates counts and emptiness first
+    k = ref.shape[0]
+    if tgt.shape[0] > k and tgt.shape[0] % k == 0:  # a video: every object's masks, frame by frame
+        masks = ObjectMasks(tgt[:k], ref, ref_ids, per_frame=tgt.reshape(k, tgt.shape[0] // k, *tgt.shape[-2:]))
+    else:
+        masks = ObjectMasks(tgt, ref, ref_ids)  # validates counts and emptiness first
     _check_image(tgt, target_image, "target_mask", "target_image")
     if reference_image is not None:
         ids = ref_ids or tuple(range(ref.shape[0]))

@@ -19,11 +19,18 @@ import torch
 from ..inversion import Inversion, ModelFingerprint
 from ..matching import ObjectMasks, mask_to_tokens
 from . import defaults as authors
-from .family import OWN, attention_blocks, fingerprint, is_dit
-from .layers import resolve_layers, token_maps
+from .family import OWN, attention_blocks, fingerprint, is_dit, is_video
+from .layers import resolve_layers, spatial_patch, token_maps
 
 NEAR = 0.02  # relative sigma distance below which a sampler step *is* an inversion step
 FAR = 0.25  # above this the schedules are refused
+# Video: which reference tokens each frame's object tokens are matched against.
+#   per frame: every frame on its own, against the reference (the paper's rule, frame by frame);
+#   anchor frame: the reference is matched once, on the first frame; every other frame takes, token by token, the
+#     match of its nearest first-frame token of the same object (a part keeps its reference part over the clip);
+#   whole clip: every token against the reference tokens of all frames at once.
+VIDEO_MATCHING = ("per frame", "anchor frame", "whole clip")
+VAE_FRAME_STRIDE = {"wan": 4}  # video frames per latent frame after the first (81 frames -> 21 latent frames)
 
 
 def run_step(percent: float, n_run: int) -> int:
@@ -40,8 +47,11 @@ class Settings:
     struct_every: int = authors.STRUCTURE_EVERY
     struct_end_percent: float = authors.STRUCTURE_END_PERCENT
     strength: float = authors.STRENGTH
+    video_matching: str = VIDEO_MATCHING[0]
 
     def __post_init__(self):
+        if self.video_matching not in VIDEO_MATCHING:
+            raise ValueError(f"video_matching: {self.video_matching!r} is not one of {list(VIDEO_MATCHING)}")
         if not 0.0 <= self.start_percent <= self.end_percent <= 1.0:
             raise ValueError("start_percent/end_percent: need 0 <= start_percent <= end_percent <= 1")
         if not 0.0 <= self.strength <= 1.0:
@@ -109,6 +119,11 @@ class TransferPlan:
     @property
     def dit(self) -> bool:
         return self.patch_size is not None
+
+    @property
+    def frames(self) -> int:
+        """Latent frames of the target (1 for an image)."""
+        return _frames(self.target.latent_shape)
 
     def phase(self, step: int) -> str | None:
         """``"match"``, ``"struct"`` or ``None`` for trajectory step ``step``."""
@@ -187,7 +202,11 @@ def _check_inversion(inv, name: str, fp: ModelFingerprint, target: Inversion | N
             "Semantic Match Patch"
         )
     if target is not None:
-        if inv.latent_shape != target.latent_shape:
+        frames = _frames(inv.latent_shape), _frames(target.latent_shape)
+        if frames[0] != frames[1] and frames[0] != 1:
+            raise ValueError(f"{name}: a video of {frames[0]} latent frames, the target has {frames[1]}; give the "
+                             "reference as one image or as a video of the target's length")
+        if inv.latent_shape[-2:] != target.latent_shape[-2:] or inv.latent_shape[0] != target.latent_shape[0]:
             lh, lw = inv.latent_shape[-2:]
             th, tw = target.latent_shape[-2:]
             raise ValueError(
@@ -212,18 +231,36 @@ def _ranges(blocks, kinds) -> list[str]:
     return out
 
 
-def _token_masks(masks: ObjectMasks, grids) -> dict:
-    """Object masks on every token map, refusing objects that cover no token of a map (before any sampling)."""
+def _frames(latent_shape) -> int:
+    """Frames of an inversion's ``latent_shape``: ``(C, T, H, W)`` for Wan and Qwen-Image, ``(C, H, W)`` else."""
+    return latent_shape[1] if len(latent_shape) == 4 else 1
+
+
+def _token_masks(masks: ObjectMasks, grids, frames: int = 1, stride: int = 1, anchor: bool = False) -> dict:
+    """Object masks on every token map, refusing objects that cover no token of a map (before any sampling).
+    Video (``frames`` > 1): ``[K, frames * h * w]`` in the tokens' order (frame, row, column); a target object
+    may be absent from some frames, not from all; the reference masks hold for every frame."""
     out = {}
+    per_frame = masks.target_frames(frames, stride) if frames > 1 or masks.frames else None
     for grid, blocks in grids.items():
         h, w = grid
-        pair = (mask_to_tokens(masks.target, h, w), mask_to_tokens(masks.reference, h, w))
+        if per_frame is None:
+            tgt = mask_to_tokens(masks.target, h, w)
+        else:
+            k, f = per_frame.shape[:2]
+            tgt = mask_to_tokens(per_frame.reshape(k * f, *per_frame.shape[-2:]), h, w).reshape(k, f * h * w)
+        ref = mask_to_tokens(masks.reference, h, w).repeat(1, frames)
+        pair = (tgt, ref)
         for name, m in zip(("target_mask", "reference_mask"), pair):
             empty = [k + 1 for k in range(m.shape[0]) if not bool(m[k].any())]
             if empty:
                 where = ", ".join(f"{b}.{i}" for b, i in sorted(blocks))
                 raise ValueError(f"{name}: object(s) {empty} cover no token of the {w}x{h} feature map of {where}; "
                                  "use a larger mask, a higher resolution, or other layers")
+        missing = [k + 1 for k in range(tgt.shape[0]) if not bool(tgt[k, :h * w].any())]
+        if anchor and frames > 1 and missing:
+            raise ValueError(f"target_mask: object(s) {missing} are not on the first frame, the anchor of "
+                             "video_matching 'anchor frame'; use 'per frame' or 'whole clip'")
         out[grid] = pair
     return out
 
@@ -231,7 +268,7 @@ def _token_masks(masks: ObjectMasks, grids) -> dict:
 def make_plan(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
               start_percent=authors.START_PERCENT, end_percent=authors.END_PERCENT,
               structure_every=authors.STRUCTURE_EVERY, structure_end_percent=authors.STRUCTURE_END_PERCENT,
-              strength=authors.STRENGTH) -> TransferPlan:
+              strength=authors.STRENGTH, video_matching=VIDEO_MATCHING[0]) -> TransferPlan:
     """Check every input (naming the one at fault) and decide the whole transfer, before any model call."""
     fp = fingerprint(model)  # refuses unsupported families first
     _check_inversion(target, "target", fp)
@@ -252,14 +289,21 @@ def make_plan(model, target, reference, masks=None, extra_references=(), layers=
         have = ", ".join(_ranges(present, kinds))
         raise ValueError(f"layers: {', '.join(missing)} has no self-attention in this {fp.family} model, so nothing "
                          f"would be matched there; its {'blocks' if dit else 'decoder attention blocks'} are {have}")
-    settings = Settings(tuple(chosen), start_percent, end_percent, structure_every, structure_end_percent, strength)
+    settings = Settings(tuple(chosen), start_percent, end_percent, structure_every, structure_end_percent, strength,
+                        video_matching)
+    frames = _frames(target.latent_shape)
+    if frames > 1 and not is_video(fp.family):
+        raise ValueError(f"target: a latent of {frames} frames, but this {fp.family} model makes images")
     maps = token_maps(model, chosen, tuple(target.latent_shape[-2:]))
     grids: dict = {}
     for block, grid in maps.items():
         grids.setdefault(grid, []).append(block)
-    ref_latents = torch.cat([r.latents for r in refs], dim=1)  # [n + 1, R, C, H, W]
+    # [n + 1, R, C, (T,) H, W]; a one-image reference of a video is its one frame repeated over the target's frames
+    ref_latents = torch.cat([r.latents.expand(-1, -1, *target.latent_shape) for r in refs], dim=1)
     n_refs = ref_latents.shape[1]
-    tensors = PlanTensors(ref_latents, target.latents, _token_masks(masks, grids))
+    stride = VAE_FRAME_STRIDE.get(fp.family, 1)
+    token_masks = _token_masks(masks, grids, frames, stride, anchor=video_matching == "anchor frame")
+    tensors = PlanTensors(ref_latents, target.latents, token_masks)
     net = model.model.diffusion_model
     return TransferPlan(
         target=target,
@@ -272,6 +316,6 @@ def make_plan(model, target, reference, masks=None, extra_references=(), layers=
         token_maps=MappingProxyType(dict(maps)),
         phases=MappingProxyType(phases_of(target, settings)),
         tensors=tensors,
-        patch_size=getattr(net, "patch_size", 2) if is_dit(fp.family) else None,
+        patch_size=spatial_patch(net) if is_dit(fp.family) else None,
         chunk_uuids=tuple(uuid.uuid4() for _ in range(n_refs + target.batch)),
     )

@@ -38,6 +38,7 @@ class CallLayout:
     struct_source: torch.Tensor | None = None  # rows whose conditioning the structure rows take
     grid: tuple[int, int] | None = None
     context_len: int = 0
+    frames: int = 1  # video: latent frames; a DiT's image tokens are frames x grid, frame by frame
 
 
 def call_of(transformer_options: dict | None) -> tuple[CallLayout | None, TransferRun | None]:
@@ -84,8 +85,16 @@ def on_model_call(plan: TransferPlan, apply_model, x: torch.Tensor, t: torch.Ten
 
 
 def _check_latent(x: torch.Tensor, ref_latents: torch.Tensor):
-    """The sampler's latent has the inversions' channels and size (before the model sees the extra rows)."""
+    """The sampler's latent has the inversions' channels, frames and size (before the model sees the extra rows)."""
     c, (h, w) = ref_latents.shape[2], ref_latents.shape[-2:]
+    if x.ndim != ref_latents.ndim - 1:
+        kind = {4: "an image latent [B, C, H, W]", 5: "a video latent [B, C, T, H, W]"}
+        raise ValueError(f"latent: the sampler gives {kind.get(x.ndim, f'a {x.ndim}-D latent')} but the patch was "
+                         f"made for {kind.get(ref_latents.ndim - 1)}; sample the target inversion's start_latent")
+    if x.ndim == 5 and x.shape[2] != ref_latents.shape[3]:
+        raise ValueError(f"latent: the sampler's latent has {x.shape[2]} frame(s) (an image latent counts as one), "
+                         f"but the target inversion has {ref_latents.shape[3]}; sample the target inversion's "
+                         "start_latent")
     if x.shape[1] != c:
         raise ValueError(f"latent: {x.shape[1]} channels, but the patched model and its inversions work on {c}; "
                          "sample the target inversion's start_latent (a latent from this model's VAE)")
@@ -126,6 +135,7 @@ def _layout(plan: TransferPlan, phase: str, step: int, x: torch.Tensor, cond_or_
         kw["grid"] = (-(-x.shape[-2] // p), -(-x.shape[-1] // p))
         context = c.get("c_crossattn")
         kw["context_len"] = context.shape[1] if isinstance(context, torch.Tensor) and context.ndim == 3 else 0
+        kw["frames"] = x.shape[2] if x.ndim == 5 else 1
     return CallLayout(step, match, struct, **kw)
 
 

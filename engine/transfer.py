@@ -4,13 +4,14 @@ along its stored noise maps, with masked AdaIN in the late steps; the patched mo
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..inversion import sample_ddim, sample_edit_friendly, wide_dtype
 from ..matching import masked_adain
 from . import defaults as authors
 from .family import fingerprint
 from .install import plan_of
-from .plan import TransferPlan, run_step
+from .plan import VAE_FRAME_STRIDE, TransferPlan, run_step
 from .run import RUN_KEY, TransferRun
 from .sampling import Progress, run_loop
 
@@ -25,6 +26,31 @@ def patched_plan(model) -> TransferPlan:
     if fingerprint(model).model_id != plan.fingerprint.model_id:
         raise ValueError("model: the patch was made for another model; connect Semantic Match Patch's MODEL output")
     return plan
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """A video latent ``[B, C, T, H, W]`` as one wide image ``[B, C, H, T * W]`` (statistics over the clip)."""
+    return x if x.ndim == 4 else x.permute(0, 1, 3, 2, 4).reshape(x.shape[0], x.shape[1], x.shape[3], -1)
+
+
+def _unfold(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if like.ndim == 4:
+        return x
+    b, c, t, h, w = like.shape
+    return x.reshape(b, c, h, t, w).permute(0, 1, 3, 2, 4)
+
+
+def _latent_masks(plan: TransferPlan, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft target and reference masks ``[K, 1, h, w]`` on the latent (a video's as ``[K, 1, h, T * w]``, its
+    frames side by side as :func:`_fold` lays them out)."""
+    tmask, rmask = plan.masks.resized(h, w, "target"), plan.masks.resized(h, w, "reference")
+    frames = plan.frames
+    if len(plan.target.latent_shape) == 4:  # a frame axis (Wan; Qwen-Image's one frame)
+        per = plan.masks.target_frames(frames, VAE_FRAME_STRIDE.get(plan.family, 1))
+        per = F.interpolate(per.float(), size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+        tmask = per.permute(0, 2, 1, 3).reshape(per.shape[0], 1, h, frames * w)
+        rmask = rmask.repeat(1, 1, 1, frames)
+    return tmask, rmask
 
 
 def _core(masks: torch.Tensor) -> torch.Tensor:
@@ -55,7 +81,7 @@ def transfer(model, positive, negative, cfg: float, adain: bool = authors.ADAIN,
     start = target.start_step
     adain_from = start + run_step(adain_start_percent, target.steps - start)
     h, w = target.latent_shape[-2:]
-    tmask, rmask = plan.masks.resized(h, w, "target"), plan.masks.resized(h, w, "reference")
+    tmask, rmask = _latent_masks(plan, h, w)
     # statistics over the latent pixels fully inside each object (as the authors' code); blend with the soft mask
     masks = (tmask, rmask, _core(tmask), _core(rmask))
     progress = Progress(target.steps - start, model)
@@ -70,10 +96,11 @@ def transfer(model, positive, negative, cfg: float, adain: bool = authors.ADAIN,
             g = start + j + 1  # x now sits at sigmas[g]
             if not adain or g < adain_from or plan.settings.strength <= 0:
                 return x
+            flat, ref = _fold(x), _fold(refs[g])
             for k, r in enumerate(plan.ref_ids):
-                x = masked_adain(x, refs[g][r:r + 1], tm[k:k + 1], rm[k:k + 1], check=False,
-                                 x_stats_mask=tc[k:k + 1], ref_stats_mask=rc[k:k + 1])
-            return x
+                flat = masked_adain(flat, ref[r:r + 1], tm[k:k + 1], rm[k:k + 1], check=False,
+                                    x_stats_mask=tc[k:k + 1], ref_stats_mask=rc[k:k + 1])
+            return _unfold(flat, x)
 
         x0 = target.start_latent().to(x)
         if target.residuals is not None:

@@ -29,13 +29,15 @@ def image_seed(seed: int, latent: torch.Tensor) -> int:
 
 
 def independent_noise(x0: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
-    """Standard normal noise ``[steps, B, C, H, W]`` (float32, CPU) for a batch of image latents ``x0``.
+    """Standard normal noise ``[steps, B, C, (T,) H, W]`` (float32, CPU) for a batch of image (or video) latents
+    ``x0``.
 
     Image ``b`` gets its own generator (seeded by :func:`image_seed`), so its noise does not depend on what it
     is batched with.
     """
-    if x0.ndim != 4:
-        raise ValueError(f"x0: expected image latents [B, C, H, W], got shape {list(x0.shape)}")
+    if x0.ndim not in (4, 5):
+        raise ValueError(f"x0: expected image latents [B, C, H, W] or video latents [B, C, T, H, W], got shape "
+                         f"{list(x0.shape)}")
     per_image = []
     for b in range(x0.shape[0]):
         gen = torch.Generator().manual_seed(image_seed(seed, x0[b]))

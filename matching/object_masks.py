@@ -49,15 +49,26 @@ class ObjectMasks:
     ``ref_ids[k]`` is the reference image (index into the references, in the order the patch receives
     them) of object k; ``None`` means automatic: object k takes reference k when there are K references,
     else every object takes reference 0. A 1x1 mask of ones stands for "whole image" at any size.
+
+    Video: ``per_frame`` ``[K, F, H, W]`` holds a mask per frame of each object (as a video segmentation node
+    gives them); ``target`` is then their union over the frames (for previews and size checks). Without it one
+    target mask holds for every frame.
     """
 
     target: torch.Tensor
     reference: torch.Tensor
     ref_ids: tuple[int, ...] | None = None
+    per_frame: torch.Tensor | None = None
 
     def __post_init__(self):
-        self.target = _as_stack(self.target, "target_mask")
         self.reference = _as_stack(self.reference, "reference_mask")
+        if self.per_frame is not None:
+            if self.per_frame.ndim != 4 or self.per_frame.shape[0] != self.reference.shape[0]:
+                raise ValueError(f"target_mask: per-frame masks must be [objects, frames, H, W] with one object per "
+                                 f"reference mask, got {list(self.per_frame.shape)}")
+            self.per_frame = self.per_frame.float().clamp(0, 1)
+            self.target = self.per_frame.amax(dim=1)
+        self.target = _as_stack(self.target, "target_mask")
         if self.target.shape[0] != self.reference.shape[0]:
             raise ValueError(
                 f"reference_mask: {self.reference.shape[0]} reference masks for {self.target.shape[0]} target masks; "
@@ -83,6 +94,38 @@ class ObjectMasks:
     @property
     def objects(self) -> int:
         return self.target.shape[0]
+
+    @property
+    def frames(self) -> int | None:
+        """Target masks per object: one per frame (``F``), or ``None`` for one mask for all frames."""
+        return None if self.per_frame is None else self.per_frame.shape[1]
+
+    def describe(self) -> str:
+        """What Load Masks got, in words (shown under the node)."""
+        k = self.objects
+        whole = tuple(self.target.shape[-2:]) == (1, 1)
+        what = "whole images" if whole else f"{k} object{'s' if k > 1 else ''}"
+        if self.per_frame is None:
+            return f"{what}; one target mask per object for all frames"
+        return f"{what}; a target mask per frame ({self.frames} frames per object)"
+
+    def target_frames(self, frames: int, stride: int) -> torch.Tensor:
+        """Target masks ``[K, frames, H, W]`` for a latent of ``frames`` frames whose VAE packs ``stride`` video
+        frames into one latent frame after the first (Wan: 4, so 81 frames -> 21 latent frames). Per-frame masks
+        may come per video frame (``stride * (frames - 1) + 1``) or per latent frame; a latent frame takes the
+        union of its video frames' masks."""
+        if self.per_frame is None:
+            return self.target[:, None].expand(-1, frames, -1, -1)
+        f = self.per_frame.shape[1]
+        if f == frames:
+            return self.per_frame
+        if f == stride * (frames - 1) + 1:
+            first, rest = self.per_frame[:, :1], self.per_frame[:, 1:]
+            rest = rest.reshape(rest.shape[0], frames - 1, stride, *rest.shape[-2:]).amax(dim=2)
+            return torch.cat([first, rest], dim=1)
+        video = f"{stride * (frames - 1) + 1} frames, {frames} latent frames" if frames > 1 else "an image"
+        raise ValueError(f"target_mask: {f} masks per object, but the target is {video}; give one mask per frame, "
+                         "one per latent frame, or one mask for all frames")
 
     def resolve_ref_ids(self, n_refs: int) -> tuple[int, ...]:
         if self.ref_ids is None:

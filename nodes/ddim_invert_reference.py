@@ -35,14 +35,14 @@ class DDIMInvertReference:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x, SDXL, Flux.1 or SD3)."}),
+                "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x, SDXL, Flux.1, SD3, Qwen-Image or Wan text-to-video)."}),
                 "positive": ("CONDITIONING", {"tooltip": "Prompt used during inversion; the authors use 'A photo of a {domain}'."}),
-                "latent": ("LATENT", {"tooltip": "The image latent to invert (VAE Encode of the reference or the target)."}),
+                "latent": ("LATENT", {"tooltip": "The image latent to invert (VAE Encode of the reference or the target). Wan: the target video's latent (VAE Encode of its frames); the reference one image or a video of the same length."}),
                 "steps": ("INT", {"default": authors.STEPS, "min": 2, "max": 1000, "tooltip": "Sampling steps of the whole schedule (authors: 100). The sampler must use the same steps and scheduler."}),
                 "skip_steps": ("INT", {"default": authors.SKIP_STEPS, "min": 0, "max": 999, "tooltip": "Steps skipped at the start: sampling begins at this step (authors: 32 of 100, a denoise of about 0.68). Lower keeps less of the target's layout."}),
                 "cfg": ("FLOAT", {"default": authors.INVERSION_CFG, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip": "CFG during inversion (authors: 3.5). At 1.0 no unconditional pass is made."}),
-                "method": (list(METHODS), {"default": authors.INVERSION_METHOD, "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors; on Flux/SD3 the same construction on the rectified-flow path). ddim: deterministic (Euler on Flux/SD3), also for KSamplerAdvanced."}),
-                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": authors.SCHEDULER, "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing (Flux: simple)."}),
+                "method": (list(METHODS), {"default": authors.INVERSION_METHOD, "tooltip": "ddpm_edit_friendly: exact reconstruction with stored noise maps (authors; on Flux/SD3/Qwen-Image/Wan the same construction on the rectified-flow path). ddim: deterministic (Euler on the rectified-flow families), also for KSamplerAdvanced."}),
+                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": authors.SCHEDULER, "tooltip": "Scheduler of the sampling schedule; ddim_uniform matches the authors' 1000-step DDPM spacing (Flux, Qwen-Image, Wan: simple)."}),
                 "seed": ("INT", {"default": authors.INVERSION_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False, "tooltip": "Seed of the noise drawn for edit-friendly inversion (unused by ddim), mixed with a hash of the image latent: two different images never share noise, whatever seeds they get; the same image and seed give the same inversion. Fixed, so the inversion is not redone on every queue."}),
             },
             "optional": {

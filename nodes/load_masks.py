@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..engine.mask_files import files_signature
 from ..engine.masks_input import load_masks, preview
 from ..engine.previews import save_preview
@@ -33,7 +35,7 @@ class LoadMasks:
                 "crop": (["disabled", "center"], {"default": "disabled", "tooltip": "The crop setting of the ImageScale used for the images: disabled stretches, center crops to the new aspect first."}),
             },
             "optional": {
-                "target_mask": ("MASK", {"tooltip": "Target object masks: one MASK, or a batch with one mask per object."}),
+                "target_mask": ("MASK", {"tooltip": "Target object masks: one MASK, or a batch with one mask per object. Video: a batch with a mask per frame (as video segmentation nodes give them; several objects one after the other, each with all its frames), or one mask per object for all frames."}),
                 "reference_mask": ("MASK", {"tooltip": "Reference object masks, in the same object order as target_mask."}),
                 "target_mask_file": ("STRING", {"default": "", "tooltip": "Alternatively: mask file names in ComfyUI's input folder, comma-separated, one per object."}),
                 "reference_mask_file": ("STRING", {"default": "", "tooltip": "Alternatively: reference mask file names in ComfyUI's input folder, comma-separated."}),
@@ -52,4 +54,6 @@ class LoadMasks:
         masks = load_masks(reference_of_object, invert, width, height, crop, target_mask, reference_mask,
                            target_mask_file, reference_mask_file, target_image, reference_image)
         pic = preview(masks, target_image, reference_image)
-        return {"ui": {"images": [save_preview(p, "e4e_masks") for p in pic]}, "result": (masks, pic)}
+        logging.getLogger("eye_for_an_eye").info("Load Masks: %s", masks.describe())
+        return {"ui": {"images": [save_preview(p, "e4e_masks") for p in pic], "text": [masks.describe()]},
+                "result": (masks, pic)}

@@ -35,13 +35,20 @@ from e4e_headless.settings import (  # noqa: E402
     FLUX_TEXT_ENCODERS,
     FLUX_VAE,
     PROMPT_TEMPLATE,
+    QWEN_MODEL,
+    QWEN_TEXT_ENCODER,
+    QWEN_VAE,
     SD15_CHECKPOINT,
     SDXL_CHECKPOINT,
     TITLES,
+    WAN_MODEL,
+    WAN_TEXT_ENCODER,
+    WAN_VAE,
 )
 
-__all__ = ["DEFAULTS", "FLUX_MODEL", "FLUX_TEXT_ENCODERS", "FLUX_VAE", "PROMPT_TEMPLATE", "SD15_CHECKPOINT",
-           "SDXL_CHECKPOINT", "TITLES", "RunError", "main"]
+__all__ = ["DEFAULTS", "FLUX_MODEL", "FLUX_TEXT_ENCODERS", "FLUX_VAE", "PROMPT_TEMPLATE", "QWEN_MODEL",
+           "QWEN_TEXT_ENCODER", "QWEN_VAE", "SD15_CHECKPOINT", "SDXL_CHECKPOINT", "TITLES", "WAN_MODEL",
+           "WAN_TEXT_ENCODER", "WAN_VAE", "RunError", "main"]
 
 
 def main(argv=None) -> int:

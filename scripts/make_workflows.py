@@ -40,6 +40,8 @@ TEMPLATES = {
     "sd15_ksampler_advanced": "Eye-for-an-eye SD1.5 with KSamplerAdvanced",
     "flux": "Eye-for-an-eye Flux.1-dev with masks",
     "toy_world": "Eye-for-an-eye toy world - no checkpoint needed",
+    "qwen_image": "Eye-for-an-eye Qwen-Image with masks",
+    "wan_t2v": "Eye-for-an-eye Wan 2.1 video from one reference image",
 }
 
 
@@ -412,6 +414,13 @@ def flux(specs: dict) -> Graph:
     pos = g.add("FluxGuidance", T["guidance"], 0, conditioning=text[0], guidance=D["flux_guidance"])
     neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
     g.group("Model, prompt", unet, clip, vae, text, pos, neg)
+    return _masked_transfer(g, unet, vae, pos, neg, size, "flux")
+
+
+def _masked_transfer(g: Graph, unet, vae, pos, neg, size: int, key: str) -> Graph:
+    """A diffusion transformer's one-object transfer with masks, after its loaders and prompts: the images and
+    masks at ``size``, both inversions, the patch, the sampler, decode and save; ``key``: the family's settings in
+    DEFAULTS (``flux_steps``, ``qwen_cfg``, ...)."""
     ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
     ref_mask = g.add("LoadImageMask", T["reference_mask"], 1, image="e4e_reference_mask.png", channel=D["mask_channel"])
     tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
@@ -426,18 +435,74 @@ def flux(specs: dict) -> Graph:
     ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=vae[0])
     tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=vae[0])
     invs = [g.add("E4EDDIMInvertReference", title, 3, model=unet[0], positive=pos[0], negative=neg[0], latent=lat[0],
-                  steps=D["flux_steps"], skip_steps=D["flux_skip_steps"], cfg=D["flux_cfg"], method=D["method"],
-                  scheduler=D["flux_scheduler"], seed=D["seed"])
+                  steps=D[f"{key}_steps"], skip_steps=D[f"{key}_skip_steps"], cfg=D[f"{key}_cfg"], method=D["method"],
+                  scheduler=D[f"{key}_scheduler"], seed=D["seed"])
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
     patched = _patch(g, unet["MODEL"], invs[0], invs[1], masks=masks["masks"])
     sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
-                    negative=neg[0], cfg=D["flux_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
+                    negative=neg[0], cfg=D[f"{key}_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
                     ending=D["ending"], target_image=tgt_s[0], reference_image=ref_s[0])
     decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=vae[0])
     g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
     g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
     g.group("Transfer", patched, sampler)
+    return g
+
+
+def qwen_image(specs: dict) -> Graph:
+    g = Graph("qwen_image", "Qwen-Image: one object, with masks",
+              "Qwen-Image through ComfyUI's usual loaders (UNETLoader, CLIPLoader type qwen_image, VAELoader). The "
+              "patch rewrites the image tokens of the second half of the blocks (as for SD3); 30 steps of the "
+              "simple schedule, 10 skipped; CFG 2.5.", specs)
+    size = D["qwen_size"]
+    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.QWEN_MODEL, weight_dtype="default")
+    clip = g.add("CLIPLoader", T["text_encoder"], 0, clip_name=RUN.QWEN_TEXT_ENCODER, type="qwen_image")
+    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.QWEN_VAE)
+    pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=clip[0])
+    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    g.group("Model, prompt", unet, clip, vae, pos, neg)
+    return _masked_transfer(g, unet, vae, pos, neg, size, "qwen")
+
+
+def wan_t2v(specs: dict) -> Graph:
+    g = Graph("wan_t2v", "Wan 2.1 (1.3B): a video takes a reference image's appearance",
+              "Wan 2.1 text-to-video through ComfyUI's usual loaders (UNETLoader, CLIPLoader type wan, VAELoader). "
+              "The target video is made from the prompt here (to transfer onto your own video, put LoadVideo, "
+              "GetVideoComponents and VAE Encode in place of the KSampler); the reference is one image. Every "
+              "frame's tokens take the Q/K/V of their matched reference tokens in the second half of the blocks; "
+              "30 steps of the simple schedule, 10 skipped; CFG 5.", specs)
+    width, height = D["wan_size"]
+    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.WAN_MODEL, weight_dtype="default")
+    clip = g.add("CLIPLoader", T["text_encoder"], 0, clip_name=RUN.WAN_TEXT_ENCODER, type="wan")
+    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.WAN_VAE)
+    pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["wan_prompt"], clip=clip[0])
+    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    g.group("Model, prompt", unet, clip, vae, pos, neg)
+    empty = g.add("EmptyHunyuanLatentVideo", "Video size", 1, width=width, height=height, length=D["wan_frames"],
+                  batch_size=1)
+    video = g.add("KSampler", T["target_video"], 1, model=unet[0], seed=0, steps=D["wan_steps"], cfg=D["wan_cfg"],
+                  sampler_name="uni_pc", scheduler=D["wan_scheduler"], positive=pos[0], negative=neg[0],
+                  latent_image=empty[0], denoise=1.0)
+    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
+    g.group("Target video, reference image", empty, video, ref)
+    ref_s = g.add("ImageScale", T["scale_reference"], 2, image=ref["IMAGE"], upscale_method=D["upscale_method"],
+                  width=width, height=height, crop="center")
+    ref_lat = g.add("VAEEncode", "Encode reference", 2, pixels=ref_s[0], vae=vae[0])
+    invs = [g.add("E4EDDIMInvertReference", title, 3, model=unet[0], positive=pos[0], negative=neg[0], latent=lat,
+                  steps=D["wan_steps"], skip_steps=D["wan_skip_steps"], cfg=D["wan_cfg"], method=D["method"],
+                  scheduler=D["wan_scheduler"], seed=D["seed"])
+            for title, lat in ((T["invert_reference"], ref_lat[0]), (T["invert_target"], video[0]))]
+    g.group("Inversion", ref_s, ref_lat, *invs)
+    patched = _patch(g, unet["MODEL"], invs[0], invs[1])
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
+                    negative=neg[0], cfg=D["wan_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
+                    ending=D["ending"], reference_image=ref_s[0])
+    g.group("Transfer", patched, sampler)
+    decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=vae[0])
+    g.add("SaveAnimatedWEBP", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"],
+          fps=float(D["wan_fps"]), lossless=False, quality=90, method="default")
+    g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
     return g
 
 
@@ -492,6 +557,8 @@ def graphs(specs: dict) -> list[Graph]:
         ksampler_advanced(specs),
         flux(specs),
         toy_world(specs),
+        qwen_image(specs),
+        wan_t2v(specs),
     ]
 
 
@@ -505,7 +572,8 @@ SHORT = {"Negative prompt": "Negative", "Reference image": "Reference", "Referen
          "Invert reference 2": "Invert ref. 2", "Invert reference": "Invert ref.", "Encode target": "Encode target",
          "Semantic Match Patch": "Semantic Match Patch", "Appearance Transfer Sampler": "Transfer Sampler",
          "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image", "Authors' FreeU": "Authors' FreeU",
-         "Diffusion model": "Flux model", "Text encoders": "CLIP-L + T5", "Flux guidance": "Flux guidance"}
+         "Diffusion model": "Diffusion model", "Text encoders": "CLIP-L + T5", "Flux guidance": "Flux guidance",
+         "Text encoder": "Text encoder", "Target video": "Target video", "Video size": "Video size"}
 PLUMBING = ("MODEL", "CLIP", "VAE", "CONDITIONING")  # not drawn: every node would link to the checkpoint
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 WORKFLOW_NAMES = ("sd15_masks", "sd15_whole_image", "sdxl", "sd15_two_objects", "sd15_ksampler_advanced", "flux",
-                  "toy_world")
+                  "toy_world", "qwen_image", "wan_t2v")
 BUILTINS = ("CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "LoadImageMask", "ImageScale", "VAEEncode",
             "VAEDecode", "SaveImage", "KSamplerAdvanced", "PreviewImage", "UNETLoader", "DualCLIPLoader", "VAELoader",
-            "FluxGuidance", "ImageStitch", "ImageScaleBy")
+            "FluxGuidance", "ImageStitch", "ImageScaleBy", "CLIPLoader", "EmptyHunyuanLatentVideo", "KSampler",
+            "SaveAnimatedWEBP")
 PACK_NODES = ("E4ELoadMasks", "E4EDDIMInvertReference", "E4ESemanticMatchPatch", "E4EAppearanceTransferSampler",
               "E4EAuthorsFreeU", "E4EToyModel", "E4EToyCreatures", "E4EToyVAEEncode", "E4EToyVAEDecode")
 

@@ -59,4 +59,16 @@ def pack_module(name: str):
     return importlib.import_module(f"{load_pack().__name__}.{name}")
 
 
-__all__ = ["Host", "REPO", "PACK_NAME", "find_comfyui", "setup_host", "load_pack", "pack_module"]
+def pure(name: str):
+    """One of the pack's torch-only packages (``matching``, ``inversion``) as a top-level package, as their own
+    tests use them. The repository root goes on ``sys.path`` for the import only: left there, its ``nodes/`` would
+    shadow ComfyUI's ``nodes`` module for every test after (``import nodes`` in ComfyUI's own code)."""
+    root = str(REPO)
+    sys.path.insert(0, root)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(root)
+
+
+__all__ = ["Host", "REPO", "PACK_NAME", "find_comfyui", "setup_host", "load_pack", "pack_module", "pure"]

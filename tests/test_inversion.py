@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from harness import pure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import inversion  # noqa: E402
+inversion = pure("inversion")
 
 
 def gaussian_denoiser(mu: torch.Tensor, scale: float = 1.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tiny_models
 import torch
-from harness import pack_module
+from harness import pack_module, pure
 
 STEPS = 8
 
@@ -17,7 +17,7 @@ def _latent(seed=0, batch=1, size=16):
 
 def _reconstruct(model, inv, pos, neg, cfg):
     """Sample with the stored noise maps from the start step (what the transfer sampler does with no patch)."""
-    import inversion as inv_mod  # torch-only package, on sys.path through the tests
+    inv_mod = pure("inversion")  # the torch-only package
 
     sampling = pack_module("engine.sampling")
     res = inv.residuals[inv.start_step:]
@@ -37,14 +37,6 @@ def _invert(model, latent, **kw):
     pos, neg = kw.pop("conds", None) or tiny_models.sd15_conds()
     args.pop("conds", None)
     return node.invert(model, pos, neg, latent, **args), pos, neg
-
-
-@pytest.fixture(autouse=True)
-def _on_path():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.mark.parametrize("cfg", [3.5, 1.0])

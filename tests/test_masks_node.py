@@ -65,7 +65,8 @@ def test_invert_flips_masks():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(target_mask=torch.zeros(8, 8), reference_mask=torch.ones(8, 8)), "target_mask: object\\(s\\) \\[1\\] are empty"),
-    (dict(target_mask=torch.ones(2, 8, 8), reference_mask=torch.ones(1, 8, 8)), "reference_mask: 1 reference masks for 2"),
+    # (2 target masks for 1 reference mask is one object's masks per frame of a video: tests/test_video.py)
+    (dict(target_mask=torch.ones(3, 8, 8), reference_mask=torch.ones(2, 8, 8)), "reference_mask: 2 reference masks for 3"),
     (dict(target_mask=torch.ones(8, 8)), "reference_mask: masks were given for one side only"),
     (dict(target_mask=torch.ones(8, 8), reference_mask=torch.ones(8, 8), target_image=torch.rand(1, 16, 16, 3)),
      "target_mask: masks are 8x8 but target_image is 16x16"),

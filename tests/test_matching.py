@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+import torch
+import torch.nn.functional as F
+from harness import pure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import matching  # noqa: E402
+matching = pure("matching")
 
 
 def gen(seed: int) -> torch.Generator:

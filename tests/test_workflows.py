@@ -40,7 +40,8 @@ def test_template_titles_read_as_titles():
     titles = [es.title(n) for n in NAMES]
     assert len(set(titles)) == len(titles) == len(es.make_workflows().TEMPLATES)
     for t in titles:
-        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev|toy world) [A-Za-z0-9 .-]+", t), t
+        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev|toy world|Qwen-Image|Wan 2\.1) [A-Za-z0-9 .-]+",
+                            t), t
         assert "_" not in t and "  " not in t and not t.endswith((".", " ")), t
 
 
@@ -95,7 +96,8 @@ def test_comfyui_validation_catches_broken_workflows(real_comfy):
 def test_only_this_packs_nodes_and_listed_builtins(name):
     types = {n["class_type"] for n in es.load(name, "api").values()}
     assert types <= set(es.PACK_NODES) | set(es.BUILTINS)
-    assert {"E4EDDIMInvertReference", "E4ESemanticMatchPatch", "SaveImage"} <= types
+    assert {"E4EDDIMInvertReference", "E4ESemanticMatchPatch"} <= types
+    assert types & {"SaveImage", "SaveAnimatedWEBP"}
 
 
 def _by_title(prompt: dict, title: str) -> dict:
@@ -122,6 +124,9 @@ def test_authors_defaults(name, runner):
         (patch,) = by_class["E4ESemanticMatchPatch"]
         assert patch["layers"] == "auto" and patch["masks"][0] in prompt
         assert "CheckpointLoaderSimple" not in by_class and by_class["E4EToyModel"] == [{"family": "sd15"}]
+        return
+    if name in ("qwen_image", "wan_t2v"):
+        _check_dit_defaults(name, prompt, runner)
         return
     flux = name == "flux"
     size = D["sdxl_size"] if name == "sdxl" else D["flux_size"] if flux else D["size"]
@@ -156,13 +161,43 @@ def test_authors_defaults(name, runner):
         assert not masks and "masks" not in patch
 
 
+def _check_dit_defaults(name: str, prompt: dict, runner):
+    """Qwen-Image and Wan: their loaders and file names, their schedule and CFG (engine/defaults.py), one prompt for
+    every branch; Qwen-Image with masks, Wan on whole frames (its target is generated from the prompt)."""
+    D, T = runner.DEFAULTS, runner.TITLES
+    key = "qwen" if name == "qwen_image" else "wan"
+    files = {"qwen": (runner.QWEN_MODEL, runner.QWEN_TEXT_ENCODER, runner.QWEN_VAE),
+             "wan": (runner.WAN_MODEL, runner.WAN_TEXT_ENCODER, runner.WAN_VAE)}[key]
+    assert _by_title(prompt, T["unet"])["inputs"]["unet_name"] == files[0]
+    clip = _by_title(prompt, T["text_encoder"])["inputs"]
+    assert (clip["clip_name"], clip["type"]) == (files[1], name if key == "qwen" else "wan")
+    assert _by_title(prompt, T["vae"])["inputs"]["vae_name"] == files[2]
+    assert _by_title(prompt, T["negative"])["inputs"]["text"] == ""
+    schedule = (D[f"{key}_steps"], D[f"{key}_skip_steps"], D[f"{key}_cfg"], D[f"{key}_scheduler"])
+    assert round(schedule[1] / schedule[0], 2) == 0.33 and schedule[3] == "simple"  # the authors' share, 32 of 100
+    invs = [n["inputs"] for n in prompt.values() if n["class_type"] == "E4EDDIMInvertReference"]
+    assert len(invs) == 2 and all((i["steps"], i["skip_steps"], i["cfg"], i["scheduler"]) == schedule for i in invs)
+    assert all(i["method"] == "ddpm_edit_friendly" for i in invs)
+    sampler = _by_title(prompt, T["sampler"])["inputs"]
+    assert sampler["cfg"] == schedule[2] and sampler["ending"] == "authors"
+    patch = _by_title(prompt, T["patch"])["inputs"]
+    assert patch["layers"] == "auto" and patch["video_matching"] == "per frame"
+    assert ("masks" in patch) == (key == "qwen")
+    if key == "wan":  # the target video comes from the prompt: the target inversion takes the KSampler's latent
+        target = _by_title(prompt, T["invert_target"])["inputs"]
+        assert _source(prompt, target["latent"])["class_type"] == "KSampler"
+        empty = next(n["inputs"] for n in prompt.values() if n["class_type"] == "EmptyHunyuanLatentVideo")
+        assert (empty["width"], empty["height"], empty["length"]) == (*D["wan_size"], D["wan_frames"])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_authors_freeu_once_before_both_inversions_and_the_patch(name, runner):
     """The UNet workflows put the authors' FreeU on the MODEL once; inversions and patch all take that MODEL."""
     prompt = es.load(name, "api")
     freeu = [k for k, n in prompt.items() if n["class_type"] == "E4EAuthorsFreeU"]
     users = [n for n in prompt.values() if n["class_type"] in ("E4EDDIMInvertReference", "E4ESemanticMatchPatch")]
-    if name in ("flux", "toy_world"):  # FreeU changes UNet decoders; Flux has none, the toy UNet trained without
+    if name in ("flux", "toy_world", "qwen_image", "wan_t2v"):  # FreeU changes UNet decoders (the DiTs have none;
+        # the toy UNet trained without)
         assert not freeu
         return
     assert len(freeu) == 1 and all(n["inputs"]["model"][0] == freeu[0] for n in users)

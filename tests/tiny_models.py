@@ -72,8 +72,10 @@ def init_weights(module: torch.nn.Module, seed: int, out_gain: float = 1.0) -> t
                     break
             else:  # bare parameters of ComfyUI's own layers: RMSNorm gains (Flux, SD3), MMDiT's position table
                 for name, p in m.named_parameters(recurse=False):
-                    if name == "scale":
-                        torch.nn.init.ones_(p)
+                    if name == "scale" or (name == "weight" and type(m).__name__ == "RMSNorm"):
+                        torch.nn.init.ones_(p)  # RMSNorm gains (Flux, SD3: scale; Wan, Qwen-Image: weight)
+                    elif name == "modulation":  # Wan's per-block modulation table, as Wan initialises it
+                        torch.nn.init.normal_(p, std=p.shape[-1] ** -0.5)
                 for name, buf in m.named_buffers(recurse=False):
                     if name == "pos_embed":
                         torch.nn.init.normal_(buf, std=0.02)
@@ -228,3 +230,56 @@ def sd3_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
                  {"pooled_output": torch.randn(batch, SD3_POOLED_DIM, generator=g)}]]
 
     return one(), one()
+
+
+WAN_TEXT_DIM = 32
+
+
+def build_wan(seed: int = 0, depth: int = 4, channels: int = 16):
+    """A Wan 2.1 text-to-video layout (3-D patch embedding, self-/cross-attention blocks with Wan's modulation,
+    16-channel video latents ``[B, 16, T, H, W]``, rectified flow with shift 8) at a tiny width, through ComfyUI's
+    own WanModel; ``channels=48`` gives the Wan 2.2 5B (TI2V) layout."""
+    setup_host()
+    import comfy.model_base
+    import comfy.supported_models
+
+    cfg = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=8, in_dim=channels, dim=64,
+               ffn_dim=128, freq_dim=32, text_dim=WAN_TEXT_DIM, out_dim=channels, num_heads=4, num_layers=depth)
+    kind = comfy.supported_models.WAN22_T2V if channels == 48 else comfy.supported_models.WAN21_T2V
+    mc = kind(cfg)
+    mc.set_inference_dtype(torch.float32, None)
+    model = mc.get_model({}, device=torch.device("cpu"))
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def wan_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+    """umt5 tokens as CLIPTextEncode gives them for Wan."""
+    g = torch.Generator().manual_seed(seed)
+    return ([[torch.randn(batch, tokens, WAN_TEXT_DIM, generator=g), {}]],
+            [[torch.randn(batch, tokens, WAN_TEXT_DIM, generator=g), {}]])
+
+
+QWEN_TEXT_DIM = 32
+
+
+def build_qwen_image(seed: int = 0, depth: int = 4):
+    """A Qwen-Image layout (MMDiT blocks with separate image/text projections, 16-channel latents as ``[B, 16, 1,
+    H, W]``, 2x2 patches, rectified flow) at a tiny width, through ComfyUI's own QwenImage classes."""
+    setup_host()
+    import comfy.supported_models
+
+    cfg = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=depth,
+               attention_head_dim=16, num_attention_heads=4, joint_attention_dim=QWEN_TEXT_DIM,
+               axes_dims_rope=(4, 6, 6))
+    mc = comfy.supported_models.QwenImage(cfg)
+    mc.set_inference_dtype(torch.float32, None)
+    model = mc.get_model({}, device=torch.device("cpu"))
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
+def qwen_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return ([[torch.randn(batch, tokens, QWEN_TEXT_DIM, generator=g), {}]],
+            [[torch.randn(batch, tokens, QWEN_TEXT_DIM, generator=g), {}]])

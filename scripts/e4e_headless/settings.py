@@ -41,6 +41,14 @@ SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
 FLUX_MODEL = "flux1-dev.safetensors"
 FLUX_TEXT_ENCODERS = ("clip_l.safetensors", "t5xxl_fp16.safetensors")
 FLUX_VAE = "ae.safetensors"
+# Qwen-Image and Wan 2.1 text-to-video 1.3B under the file names of ComfyUI's examples (UNETLoader, CLIPLoader,
+# VAELoader)
+QWEN_MODEL = "qwen_image_fp8_e4m3fn.safetensors"
+QWEN_TEXT_ENCODER = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
+QWEN_VAE = "qwen_image_vae.safetensors"
+WAN_MODEL = "wan2.1_t2v_1.3B_fp16.safetensors"
+WAN_TEXT_ENCODER = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+WAN_VAE = "wan_2.1_vae.safetensors"
 DEFAULT_DOMAIN = "dog"
 
 
@@ -90,6 +98,19 @@ DEFAULTS = {
     "flux_scheduler": AUTHORS.FLUX_SCHEDULER,
     "flux_cfg": AUTHORS.FLUX_CFG,
     "flux_guidance": AUTHORS.FLUX_GUIDANCE,
+    "qwen_size": 1024,
+    "qwen_steps": AUTHORS.QWEN_STEPS,
+    "qwen_skip_steps": AUTHORS.QWEN_SKIP_STEPS,
+    "qwen_scheduler": AUTHORS.QWEN_SCHEDULER,
+    "qwen_cfg": AUTHORS.QWEN_CFG,
+    "wan_prompt": "A dog runs across a meadow",
+    "wan_size": (832, 480),
+    "wan_frames": 33,  # 9 latent frames
+    "wan_fps": 16,
+    "wan_steps": AUTHORS.WAN_STEPS,
+    "wan_skip_steps": AUTHORS.WAN_SKIP_STEPS,
+    "wan_scheduler": AUTHORS.WAN_SCHEDULER,
+    "wan_cfg": AUTHORS.WAN_CFG,
     "filename_prefix": "e4e/transfer",
 }
 
@@ -99,6 +120,8 @@ TITLES = {
     "checkpoint": "Checkpoint",
     "unet": "Diffusion model",
     "text_encoders": "Text encoders",
+    "text_encoder": "Text encoder",
+    "target_video": "Target video",
     "vae": "VAE",
     "guidance": "Flux guidance",
     "prompt": "Prompt",
