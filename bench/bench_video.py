@@ -62,7 +62,7 @@ def _masks(harness, size: int, frames_px: int, shift_px: int):
         m[f, size // 4: 3 * size // 4, max(0, x0): max(0, x0 + size // 2)] = 1
     ref = torch.zeros(1, size, size)
     ref[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
-    return harness.pack_module("matching").ObjectMasks(m[:1], ref, per_frame=m[None])
+    return harness.pack_module("matching").ObjectMasks.of_frames(m[None], ref)
 
 
 def cost(args, harness, model, pos, neg):
@@ -185,8 +185,6 @@ def memory_table(frames_px: int = 81, width: int = 832, height: int = 480, steps
         ("the reference row at matching steps: its feed-forward activation, a block's largest (bf16)",
          tokens * ffn * 2),
         ("matching at a block: the target and reference features taken out (bf16)", 2 * tokens * dim * 2),
-        ("matching at a block: the reference features regrouped by frame (per frame, anchor frame; bf16)",
-         tokens * dim * 2),
         ("matching at a block: the normalised reference features (float32)", tokens * dim * 4),
         ("matching at a block: one similarity chunk (the byte budget)", 64 * 2**20),
     ]

@@ -45,30 +45,28 @@ def _by_frame(t: torch.Tensor, frames: int) -> torch.Tensor:
 def _match_video(plan: TransferPlan, out, refs, out_masks, ref_masks, frames: int, anchor: bool) -> torch.Tensor:
     """Frame f of the target against frame f of the reference rows (a reference image is the same in every
     frame); ``anchor``: the first frame only, and every other token takes the match of its nearest first-frame
-    token of the same object in its own row. Returns flat indices into ``refs`` ``[R, F * n, C]``."""
-    b, f = out.shape[0], frames
-    o, r = _by_frame(out, f), _by_frame(refs, f)  # [B, F, n, C], [R, F, n, C]
-    om, rm = _by_frame(out_masks, f), _by_frame(ref_masks, f)  # [K, F, n]
-    n = o.shape[2]
-    if anchor:
-        first = match_objects(o[:, 0], r[:, 0].unsqueeze(0), om[:, 0].unsqueeze(0).expand(b, -1, -1), plan.ref_ids,
-                              rm[:, 0].unsqueeze(0), check=False)  # [B, n]: into refs' first frames
-        # every frame's tokens -> the nearest first-frame token of the same object, in the same row
-        near = match_objects(o.reshape(b * f, n, -1), o[:, :1].expand(-1, f, -1, -1).reshape(b * f, 1, n, -1),
-                             om.transpose(0, 1).repeat(b, 1, 1), (0,) * om.shape[0],
-                             om[:, :1].transpose(0, 1).repeat(b * f, 1, 1), check=False).view(b, f, n)
-        taken = first.gather(1, near.clamp(min=0).reshape(b, f * n)).view(b, f, n)
-        local = torch.where((near >= 0) & (taken >= 0), taken, -1)  # index r * n + m into a frame of the refs
-    else:
-        per = match_objects(o.reshape(b * f, n, -1), r.transpose(0, 1).repeat(b, 1, 1, 1),
-                            om.transpose(0, 1).repeat(b, 1, 1), plan.ref_ids, rm.transpose(0, 1).repeat(b, 1, 1),
-                            check=False)
-        local = per.view(b, f, n)
-    # a frame's index r * n + m -> the flat index of token m of that frame of reference r
+    token of the same object in its own row. Returns flat indices into ``refs`` ``[R, F * n, C]``.
+
+    Row by row, the frames as match_objects' batch: every tensor is a view of the call's features and masks (no
+    copy of the clip's features at every matched layer)."""
+    f = frames
+    r = _by_frame(refs, f).transpose(0, 1)  # [F, R, n, C]
+    om, rm = _by_frame(out_masks, f).transpose(0, 1), _by_frame(ref_masks, f).transpose(0, 1)  # [F, K, n]
+    n = r.shape[2]
+    rows = []
+    for o in _by_frame(out, f):  # [F, n, C]: one positive row's frames
+        if anchor:
+            first = match_objects(o[:1], r[:1], om[:1], plan.ref_ids, rm[:1], check=False)[0]  # [n]
+            # every frame's tokens -> the nearest first-frame token of the same object, in this row
+            near = match_objects(o, o[:1, None], om, (0,) * om.shape[1], om[:1], check=False)  # [F, n]
+            taken = first[near.clamp(min=0)]
+            rows.append(torch.where((near >= 0) & (taken >= 0), taken, -1))
+        else:
+            rows.append(match_objects(o, r, om, plan.ref_ids, rm, check=False))  # [F, n]
+    local = torch.stack(rows)  # [B, F, n]: index r * n + m into a frame of the references
     which, m = local.div(n, rounding_mode="floor"), local.remainder(n)
-    frame = torch.arange(f, device=out.device).view(1, f, 1)
-    flat = which * (f * n) + frame * n + m if not anchor else which * (f * n) + m  # anchor: the first frame's
-    return torch.where(local >= 0, flat, -1).reshape(b, f * n)
+    frame = 0 if anchor else torch.arange(f, device=out.device).view(1, f, 1)  # anchor: the first frame's
+    return torch.where(local >= 0, which * (f * n) + frame * n + m, -1).reshape(local.shape[0], f * n)
 
 
 def _first_frame(src: torch.Tensor, frames: int) -> torch.Tensor:

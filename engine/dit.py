@@ -108,27 +108,23 @@ class BlockPatch(PlanPatch):
         call, run = call_of(args.get("transformer_options"))
         if call is None:
             return run_block(args)
-        found = {}  # this block call's match, shared by its Q, K and V layers
+        found = {}  # this block call's match, found at its first projection and taken by all of them
 
-        def hook_for(gives):
-            def hook(module, inputs, output):
-                x = inputs[0]
-                if call.match:
-                    if gives == "qkv":
-                        inject_matches(self.plan, run, call, x, output, self.block)
-                    else:
-                        if "src" not in found:
-                            found["src"] = match_sources(self.plan, run, call, x, self.block)
-                        take_matches(self.plan, call, x, output, self.block, found["src"], gives)
-                if call.struct and gives == "qkv":
-                    inject_structure(call, x, output, self.block)
-                elif call.struct and gives != "v":
-                    inject_structure(call, x, output, self.block, gives)
-                return output
+        def hook(gives, x, output):
+            if call.match and gives == "qkv":
+                inject_matches(self.plan, run, call, x, output, self.block)
+            elif call.match:
+                if "src" not in found:
+                    found["src"] = match_sources(self.plan, run, call, x, self.block)
+                take_matches(self.plan, call, x, output, self.block, found["src"], gives)
+            if call.struct and gives == "qkv":
+                inject_structure(call, x, output, self.block)
+            elif call.struct and gives in ("q", "k"):
+                inject_structure(call, x, output, self.block, gives)
+            return output
 
-            return hook
-
-        handles = [module.register_forward_hook(hook_for(gives)) for module, gives in self.modules]
+        handles = [module.register_forward_hook(lambda _m, inputs, output, gives=gives: hook(gives, inputs[0], output))
+                   for module, gives in self.modules]
         try:
             return run_block(args)
         finally:

@@ -96,7 +96,7 @@ def load_masks(reference_of_object: str, invert: bool, width=0, height=0, crop="
     tgt, ref = fit_masks(tgt, width, height, crop), fit_masks(ref, width, height, crop)
     k = ref.shape[0]
     if tgt.shape[0] > k and tgt.shape[0] % k == 0:  # a video: every object's masks, frame by frame
-        masks = ObjectMasks(tgt[:k], ref, ref_ids, per_frame=tgt.reshape(k, tgt.shape[0] // k, *tgt.shape[-2:]))
+        masks = ObjectMasks.of_frames(tgt.reshape(k, tgt.shape[0] // k, *tgt.shape[-2:]), ref, ref_ids)
     else:
         masks = ObjectMasks(tgt, ref, ref_ids)  # validates counts and emptiness first
     _check_image(tgt, target_image, "target_mask", "target_image")

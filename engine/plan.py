@@ -236,12 +236,21 @@ def _frames(latent_shape) -> int:
     return latent_shape[1] if len(latent_shape) == 4 else 1
 
 
-def _token_masks(masks: ObjectMasks, grids, frames: int = 1, stride: int = 1, anchor: bool = False) -> dict:
+def frame_masks(masks: ObjectMasks, family: str, frames: int) -> torch.Tensor | None:
+    """The target masks ``[K, frames, H, W]`` of a video (or per-frame masks given for an image, which this
+    refuses by name); ``None`` for an image with one mask per object."""
+    if frames == 1 and masks.frames is None:
+        return None
+    return masks.target_frames(frames, VAE_FRAME_STRIDE.get(family, 1))
+
+
+def _token_masks(masks: ObjectMasks, grids, per_frame: torch.Tensor | None, frames: int = 1,
+                 anchor: bool = False) -> dict:
     """Object masks on every token map, refusing objects that cover no token of a map (before any sampling).
-    Video (``frames`` > 1): ``[K, frames * h * w]`` in the tokens' order (frame, row, column); a target object
-    may be absent from some frames, not from all; the reference masks hold for every frame."""
+    Video (``per_frame`` from :func:`frame_masks`): ``[K, frames * h * w]`` in the tokens' order (frame, row,
+    column); a target object may be absent from some frames, not from all; the reference masks hold for every
+    frame."""
     out = {}
-    per_frame = masks.target_frames(frames, stride) if frames > 1 or masks.frames else None
     for grid, blocks in grids.items():
         h, w = grid
         if per_frame is None:
@@ -301,8 +310,8 @@ def make_plan(model, target, reference, masks=None, extra_references=(), layers=
     # [n + 1, R, C, (T,) H, W]; a one-image reference of a video is its one frame repeated over the target's frames
     ref_latents = torch.cat([r.latents.expand(-1, -1, *target.latent_shape) for r in refs], dim=1)
     n_refs = ref_latents.shape[1]
-    stride = VAE_FRAME_STRIDE.get(fp.family, 1)
-    token_masks = _token_masks(masks, grids, frames, stride, anchor=video_matching == "anchor frame")
+    token_masks = _token_masks(masks, grids, frame_masks(masks, fp.family, frames), frames,
+                               anchor=video_matching == "anchor frame")
     tensors = PlanTensors(ref_latents, target.latents, token_masks)
     net = model.model.diffusion_model
     return TransferPlan(

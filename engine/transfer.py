@@ -11,7 +11,7 @@ from ..matching import masked_adain
 from . import defaults as authors
 from .family import fingerprint
 from .install import plan_of
-from .plan import VAE_FRAME_STRIDE, TransferPlan, run_step
+from .plan import TransferPlan, frame_masks, run_step
 from .run import RUN_KEY, TransferRun
 from .sampling import Progress, run_loop
 
@@ -46,7 +46,8 @@ def _latent_masks(plan: TransferPlan, h: int, w: int) -> tuple[torch.Tensor, tor
     tmask, rmask = plan.masks.resized(h, w, "target"), plan.masks.resized(h, w, "reference")
     frames = plan.frames
     if len(plan.target.latent_shape) == 4:  # a frame axis (Wan; Qwen-Image's one frame)
-        per = plan.masks.target_frames(frames, VAE_FRAME_STRIDE.get(plan.family, 1))
+        per = frame_masks(plan.masks, plan.family, frames)
+        per = plan.masks.target[:, None] if per is None else per
         per = F.interpolate(per.float(), size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
         tmask = per.permute(0, 2, 1, 3).reshape(per.shape[0], 1, h, frames * w)
         rmask = rmask.repeat(1, 1, 1, frames)

@@ -67,7 +67,6 @@ class ObjectMasks:
                 raise ValueError(f"target_mask: per-frame masks must be [objects, frames, H, W] with one object per "
                                  f"reference mask, got {list(self.per_frame.shape)}")
             self.per_frame = self.per_frame.float().clamp(0, 1)
-            self.target = self.per_frame.amax(dim=1)
         self.target = _as_stack(self.target, "target_mask")
         if self.target.shape[0] != self.reference.shape[0]:
             raise ValueError(
@@ -86,6 +85,11 @@ class ObjectMasks:
                 )
             if any(r < 0 for r in self.ref_ids):
                 raise ValueError("reference_of_object: reference numbers start at 1")
+
+    @classmethod
+    def of_frames(cls, per_frame: torch.Tensor, reference: torch.Tensor, ref_ids=None) -> ObjectMasks:
+        """A video's masks: ``per_frame`` ``[K, F, H, W]``; the target masks are their union over the frames."""
+        return cls(per_frame.float().amax(dim=1), reference, ref_ids, per_frame=per_frame)
 
     @classmethod
     def whole_image(cls) -> ObjectMasks:

@@ -24,9 +24,8 @@ def _video(seed: int, frames: int = FRAMES, size: int = SIZE, channels: int = 16
                                                                              generator=g)
 
 
-def _invert(model, lat, conds, method="ddpm_edit_friendly", seed=0):
-    return pack_module("engine.invert").invert(model, conds[0], conds[1], lat, STEPS, 1.0, method, SKIP,
-                                               scheduler="simple", seed=seed)
+def _invert(model, lat, conds, method="ddpm_edit_friendly"):
+    return kit.invert(model, lat, conds, method=method, cfg=1.0, steps=STEPS, skip=SKIP, scheduler="simple")
 
 
 @pytest.fixture(scope="module")

@@ -148,11 +148,16 @@ def build_vae(seed: int = 0):
     return vae
 
 
-def sd15_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+def token_conds(dim: int, seed: int = 0, tokens: int = 8, batch: int = 1):
+    """Positive and negative conditioning of text tokens alone (``dim`` wide), as CLIPTextEncode gives them."""
     g = torch.Generator().manual_seed(seed)
-    pos = [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), {}]]
-    neg = [[torch.randn(batch, tokens, CONTEXT_DIM, generator=g), {}]]
+    pos = [[torch.randn(batch, tokens, dim, generator=g), {}]]
+    neg = [[torch.randn(batch, tokens, dim, generator=g), {}]]
     return pos, neg
+
+
+def sd15_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
+    return token_conds(CONTEXT_DIM, seed, tokens, batch)
 
 
 def sdxl_conds(seed: int = 0, tokens: int = 8, size: int = 256, batch: int = 1):
@@ -235,6 +240,14 @@ def sd3_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
 WAN_TEXT_DIM = 32
 
 
+def _built(model_config, seed: int):
+    """The model of a ComfyUI model config (its own ``get_model``) in float32 on the CPU, seeded, in a patcher."""
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({}, device=torch.device("cpu"))
+    init_weights(model, seed)
+    return _patcher(model.eval())
+
+
 def build_wan(seed: int = 0, depth: int = 4, channels: int = 16):
     """A Wan 2.1 text-to-video layout (3-D patch embedding, self-/cross-attention blocks with Wan's modulation,
     16-channel video latents ``[B, 16, T, H, W]``, rectified flow with shift 8) at a tiny width, through ComfyUI's
@@ -246,18 +259,12 @@ def build_wan(seed: int = 0, depth: int = 4, channels: int = 16):
     cfg = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=8, in_dim=channels, dim=64,
                ffn_dim=128, freq_dim=32, text_dim=WAN_TEXT_DIM, out_dim=channels, num_heads=4, num_layers=depth)
     kind = comfy.supported_models.WAN22_T2V if channels == 48 else comfy.supported_models.WAN21_T2V
-    mc = kind(cfg)
-    mc.set_inference_dtype(torch.float32, None)
-    model = mc.get_model({}, device=torch.device("cpu"))
-    init_weights(model, seed)
-    return _patcher(model.eval())
+    return _built(kind(cfg), seed)
 
 
 def wan_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
     """umt5 tokens as CLIPTextEncode gives them for Wan."""
-    g = torch.Generator().manual_seed(seed)
-    return ([[torch.randn(batch, tokens, WAN_TEXT_DIM, generator=g), {}]],
-            [[torch.randn(batch, tokens, WAN_TEXT_DIM, generator=g), {}]])
+    return token_conds(WAN_TEXT_DIM, seed, tokens, batch)
 
 
 QWEN_TEXT_DIM = 32
@@ -272,14 +279,8 @@ def build_qwen_image(seed: int = 0, depth: int = 4):
     cfg = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=depth,
                attention_head_dim=16, num_attention_heads=4, joint_attention_dim=QWEN_TEXT_DIM,
                axes_dims_rope=(4, 6, 6))
-    mc = comfy.supported_models.QwenImage(cfg)
-    mc.set_inference_dtype(torch.float32, None)
-    model = mc.get_model({}, device=torch.device("cpu"))
-    init_weights(model, seed)
-    return _patcher(model.eval())
+    return _built(comfy.supported_models.QwenImage(cfg), seed)
 
 
 def qwen_conds(seed: int = 0, tokens: int = 8, batch: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return ([[torch.randn(batch, tokens, QWEN_TEXT_DIM, generator=g), {}]],
-            [[torch.randn(batch, tokens, QWEN_TEXT_DIM, generator=g), {}]])
+    return token_conds(QWEN_TEXT_DIM, seed, tokens, batch)
