@@ -11,7 +11,8 @@ with its own pose and colours), the pack's own nodes with the shipped defaults, 
 1. per variant: part-colour accuracy, colour error, layout accuracy, background PSNR, and the correspondence's
    part accuracy and PCK@0.1 (averaged over every matched layer and step);
 2. the method's correspondence per layer, and per step (in bins of the sampled steps);
-with ``--csv DIR`` the whole (step, layer) table; with ``--figure PATH`` a picture of the first pairs.
+with ``--csv DIR`` the whole (step, layer) table; with ``--figure PATH`` a picture of the first pairs (the
+method's outputs, or another variant's with ``--figure-variant``).
 ``--set name=value`` changes a setting of every pipeline variant (e.g. ``--set layers=custom
 --set custom_layers=double.0-1``): how the Flux defaults were chosen.
 """
@@ -60,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None)
+    ap.add_argument("--figure-variant", default="method", choices=VARIANTS,
+                    help="whose outputs the figure shows (one of --variants; default: the method's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -110,8 +113,8 @@ def main(argv=None):
             for (step, layer), (a, b) in reports["method"].corr_table().items():
                 f.write(f"{step},{layer},{a:.4f},{b:.4f}\n")
         print(f"\nwrote {path}")
-    if args.figure is not None and "method" in reports:
-        figure(reports["method"], pairs, toy, args.figure)
+    if args.figure is not None and args.figure_variant in reports:
+        figure(reports[args.figure_variant], pairs, toy, args.figure)
         print(f"wrote {args.figure}")
 
 
