@@ -27,7 +27,7 @@ class ToyModel:
     @classmethod
     def INPUT_TYPES(cls):
         bundled = [f for f in models.FAMILIES if models.weights_path(f).is_file()] or ["sd15"]
-        return {"required": {"family": (bundled, {"default": "sd15", "tooltip": "sd15: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is at chance. README, The toy world."})}}
+        return {"required": {"family": (bundled, {"default": "sd15", "tooltip": "sd15: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is no better than chance. README, The toy world."})}}
 
     def load(self, family):
         import comfy.model_management
