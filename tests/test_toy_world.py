@@ -141,3 +141,17 @@ def test_the_attention_probe_tells_the_two_toys_apart(flux, toy, pairs):
     print(f"part colours moved towards the reference's: flux toy {moves['flux']:+.3f}, sd15 toy {moves['sd15']:+.3f}")
     assert moves["flux"] >= 0.2
     assert abs(moves["sd15"]) <= 0.05
+
+
+def test_twins_are_one_pose_at_two_places():
+    """``world.siblings(..., twins=True)`` (the training script's ``--siblings twins``): two creatures of one pose
+    (scale, flip, rotation), one in each half at its own place; reproducible from the seed. Free siblings have
+    poses of their own."""
+    twins, (left, right) = world.siblings(8, 3, twins=True, with_poses=True)
+    assert twins.shape == (8, 3, world.SIZE, 2 * world.SIZE) and torch.equal(twins, world.siblings(8, 3, twins=True))
+    for field in ("scale", "flip", "angle"):
+        assert torch.equal(getattr(left, field), getattr(right, field)), field
+    assert bool((left.tx < world.SIZE).all() and (right.tx > world.SIZE).all())
+    assert not torch.allclose(left.ty, right.ty) and not torch.allclose(left.tx + world.SIZE, right.tx)
+    _, (free_left, free_right) = world.siblings(8, 3, with_poses=True)
+    assert not torch.equal(free_left.scale, free_right.scale)
