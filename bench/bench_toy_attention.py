@@ -21,7 +21,7 @@ on which the method can work shows clearly positive moves at the middle noise le
 still open). Runs in the test environment; a few seconds a level on two cores.
 
 ``--siblings`` (UNet) asks where a model pools colour across an image: pictures of two same-coloured siblings,
-the right one's colours inverted; how much the left creature's predicted clean latent changes, as a fraction of
+the right one's object colours inverted (the background kept); how much the left creature's predicted clean latent changes, as a fraction of
 the right one's own change, with every attention layer working and with every ``attn1`` output zeroed. The same
 fraction either way: the convolutions, not attention, carry colour across the picture.
 """
@@ -74,30 +74,43 @@ def noised(toy, x0, noise, level):
 
 
 def clean_prediction(toy, x, level):
-    """The model's prediction of the clean latent from ``x`` at ``level`` (the fixed toy prompt)."""
+    """The model's prediction of the clean latent from a batch ``x`` at ``level`` (the fixed toy prompt)."""
     net = toy.patcher.model.diffusion_model
     ctx = toy.positive[0][0]
     a, b = _alpha_sigma(toy, level)
     if toy.family == "flux":
         pooled = toy.positive[0][1]["pooled_output"]
-        v = net(x, timestep=torch.tensor([float(level)]), context=ctx, y=pooled, guidance=torch.tensor([3.5]))
+        n = x.shape[0]
+        v = net(x, timestep=torch.full((n,), float(level)), context=ctx.expand(n, -1, -1), y=pooled.expand(n, -1),
+                guidance=torch.full((n,), 3.5))
         return x - b * v
-    return (x - b * net(x, timesteps=torch.tensor([float(level)]), context=ctx)) / a
+    t = torch.full((x.shape[0],), float(level))
+    return (x - b * net(x, timesteps=t, context=ctx.expand(x.shape[0], -1, -1))) / a
 
 
 class Injector:
-    """Hooks that record the reference's attention inputs, then give each target token inside the object its
-    ground-truth match's."""
+    """Hooks on every module of the groups: ``record()`` keeps the reference's attention inputs, ``inject(names)``
+    gives each target token inside the object its ground-truth match's (``src``: flat reference index per token
+    count, -1 = kept) at the named modules, ``off()`` leaves every call alone."""
 
     def __init__(self, modules, hidden: int, context_len: int):
-        self.modules, self.hidden, self.context_len = modules, hidden, context_len
-        self.mode, self.store, self.src = "off", {}, {}
+        self.hidden, self.context_len = hidden, context_len
+        self.mode, self.active, self.store, self.src = "off", set(), {}, {}
         self.handles = []
         for name, module, kind in modules:
             if kind == "input":
                 self.handles.append(module.register_forward_pre_hook(self._pre(name), with_kwargs=True))
             else:
                 self.handles.append(module.register_forward_hook(self._post(name, kind)))
+
+    def record(self):
+        self.mode = "record"
+
+    def inject(self, names):
+        self.mode, self.active = "inject", set(names)
+
+    def off(self):
+        self.mode = "off"
 
     def close(self):
         for h in self.handles:
@@ -107,7 +120,7 @@ class Injector:
         if self.mode == "record":
             self.store[name] = x.detach().clone()
             return x
-        if self.mode != "inject":
+        if self.mode != "inject" or name not in self.active:
             return x
         src = self.src[x.shape[1]]
         inside = src >= 0
@@ -121,104 +134,101 @@ class Injector:
         return hook
 
     def _post(self, name, kind):
+        start = self.context_len if kind == "single" else 0
+
         def hook(_m, _inputs, out):
-            start = self.context_len if kind == "single" else 0
-            width = 3 * self.hidden
-            img = out[:, start:, :width]
+            img = out[:, start:, : 3 * self.hidden]
             new = self._take(name, img)
             if new is img:
                 return out
             out = out.clone()
-            out[:, start:, :width] = new
+            out[:, start:, : 3 * self.hidden] = new
             return out
         return hook
 
 
+def _oracle_maps(pairs, i: int, side: int, patch: int) -> dict:
+    """``{tokens: src}``: pair ``i``'s ground-truth correspondence on every token map of a ``side`` latent."""
+    from fixtures.toy_world import evaluate as ev
+    from fixtures.toy_world import world
+
+    ref, tgt = (c.poses.take([i]) for c in pairs)
+    maps = {}
+    for grid in {side // patch // k for k in (1, 2, 4, 8) if side // patch // k >= 2}:
+        inside = (world.ground_truth(tgt, grid)[0][0] > 0).flatten()
+        ref_inside = (world.ground_truth(ref, grid)[0][0] > 0).flatten()
+        maps[grid * grid] = ev.oracle_src(ref, tgt, (grid, grid), inside, ref_inside)
+    return maps
+
+
 def probe(toy, pairs, levels, groups, progress=print) -> dict:
-    """``{(level, group): (move, cfg accuracy)}`` over the pairs."""
+    """``{(level, group): (move, cfg accuracy)}`` over the pairs. Per pair and level the reference pass and the
+    plain target pass run once; each group adds one injected pass."""
     from fixtures.toy_world import evaluate as ev
     from fixtures.toy_world import world
 
     net = toy.patcher.model.diffusion_model
     ref, tgt = pairs
-    ctx = toy.positive[0][0]
-    flux = toy.family == "flux"
-    hidden = getattr(net, "hidden_size", 0)
-    down = toy.vae.downscale
-    out = {}
-    for group, modules in groups.items():
-        inj = Injector(modules, hidden, ctx.shape[1])
-        try:
+    modules = {m[0]: m for group in groups.values() for m in group}
+    inj = Injector(modules.values(), getattr(net, "hidden_size", 0), toy.positive[0][0].shape[1])
+    scores = {(level, group): ([], []) for level in levels for group in groups}
+    try:
+        for i in range(len(ref)):
+            g = torch.Generator().manual_seed(1000 + i)
+            xr0, xt0 = toy.vae.to_model(ref.images[i:i + 1]), toy.vae.to_model(tgt.images[i:i + 1])
+            nr, nt = torch.randn(xr0.shape, generator=g), torch.randn(xt0.shape, generator=g)
+            inj.src = _oracle_maps(pairs, i, xt0.shape[-2], 2 if toy.family == "flux" else 1)
+            labels = ev._core_labels(tgt.labels[i:i + 1], toy.vae.downscale)[0]
+            parts = [p for p in range(1, world.N_PARTS + 1) if int((labels == p).sum()) > 0]
             for level in levels:
-                moves, right = [], []
-                for i in range(len(ref)):
-                    g = torch.Generator().manual_seed(1000 + i)
-                    xr0, xt0 = toy.vae.to_model(ref.images[i:i + 1]), toy.vae.to_model(tgt.images[i:i + 1])
-                    nr, nt = torch.randn(xr0.shape, generator=g), torch.randn(xt0.shape, generator=g)
-                    xr, xt = noised(toy, xr0, nr, level), noised(toy, xt0, nt, level)
-                    h = xt.shape[-2]
-                    patch = 2 if flux else 1
-                    for grid in {h // patch // k for k in (1, 2, 4, 8) if h // patch // k >= 2}:
-                        tl, _ = world.ground_truth(tgt.poses.take([i]), grid)
-                        rl, _ = world.ground_truth(ref.poses.take([i]), grid)
-                        inj.src[grid * grid] = ev.oracle_src(ref.poses.take([i]), tgt.poses.take([i]), (grid, grid),
-                                                             (tl[0] > 0).flatten(), (rl[0] > 0).flatten())
-
-                    with torch.no_grad():
-                        inj.mode = "record"
-                        clean_prediction(toy, xr, level)
-                        inj.mode = "off"
-                        plain = clean_prediction(toy, xt, level)
-                        inj.mode = "inject"
-                        moved = clean_prediction(toy, xt, level)
-                        inj.mode = "off"
-                    labels = ev._core_labels(tgt.labels[i:i + 1], down)[0]
-                    c0, c1 = toy.vae.colours(plain)[0], toy.vae.colours(moved)[0]
-                    for p in range(1, world.N_PARTS + 1):
-                        where = labels == p
-                        if int(where.sum()) == 0:
-                            continue
-                        m0, m1 = c0[:, where].mean(1), c1[:, where].mean(1)
-                        d = ref.colours[i, p - 1] - tgt.colours[i, p - 1]
-                        moves.append(float(((m1 - m0) * d).sum() / d.pow(2).sum()))
-                        cfg = m0 + 2.5 * (m1 - m0)
-                        right.append(float(int((ref.colours[i] - cfg).norm(dim=1).argmin()) == p - 1))
-                out[(level, group)] = (sum(moves) / len(moves), sum(right) / len(right))
-                progress(f"  {group} at {level}: move {out[(level, group)][0]:+.3f}, cfg 2.5 acc "
-                         f"{out[(level, group)][1]:.3f}")
-        finally:
-            inj.close()
+                xr, xt = noised(toy, xr0, nr, level), noised(toy, xt0, nt, level)
+                with torch.no_grad():
+                    inj.record()
+                    clean_prediction(toy, xr, level)
+                    inj.off()
+                    c0 = toy.vae.colours(clean_prediction(toy, xt, level))[0]
+                    for group, members in groups.items():
+                        inj.inject(m[0] for m in members)
+                        c1 = toy.vae.colours(clean_prediction(toy, xt, level))[0]
+                        inj.off()
+                        moves, right = scores[(level, group)]
+                        for p in parts:
+                            m0, m1 = c0[:, labels == p].mean(1), c1[:, labels == p].mean(1)
+                            d = ref.colours[i, p - 1] - tgt.colours[i, p - 1]
+                            moves.append(float(((m1 - m0) * d).sum() / d.pow(2).sum()))
+                            cfg = m0 + 2.5 * (m1 - m0)
+                            right.append(float(int((ref.colours[i] - cfg).norm(dim=1).argmin()) == p - 1))
+    finally:
+        inj.close()
+    out = {key: (sum(m) / len(m), sum(r) / len(r)) for key, (m, r) in scores.items()}
+    for (level, group), (move, acc) in out.items():
+        progress(f"  {group} at {level}: move {move:+.3f}, cfg 2.5 acc {acc:.3f}")
     return out
 
 
 def sibling_pull(toy, levels, n: int = 16, seed: int = 5) -> dict:
     """``{(level, zeroed): fraction}``: the left sibling's clean-prediction change over the right one's input
-    change when the right one's object colours are inverted (``zeroed``: every attn1 output set to zero)."""
+    change when the right one's object colours are inverted (background kept; ``zeroed``: every attn1 output
+    set to zero)."""
     from fixtures.toy_world import world
 
     net = toy.patcher.model.diffusion_model
-    images = world.siblings(n, seed)
-    corner = images[:, :, :1, :1]
-    right = images[..., world.SIZE:]
-    on_right = (right - corner).abs().sum(1, keepdim=True) > 0.3  # the object: away from the background
-    other = images.clone()
-    other[..., world.SIZE:] = torch.where(on_right, 1 - right, right)
-    d = toy.vae.downscale
-    on_left = ((images[..., :world.SIZE] - corner).abs().sum(1, keepdim=True) > 0.3)[:, :, ::d, ::d]
-    half = world.SIZE // d
+    images, poses = world.siblings(n, seed, with_poses=True)
+    on = (world.sibling_labels(*poses) > 0)[:, None]  # [n, 1, H, 2H]
+    other = torch.where(on & (torch.arange(2 * world.SIZE) >= world.SIZE), 1 - images, images)
+    d, half = toy.vae.downscale, world.SIZE // toy.vae.downscale
+    on_left = on[..., :world.SIZE][..., ::d, ::d]
+    xa, xb = toy.vae.to_model(images), toy.vae.to_model(other)
     out = {}
     for zeroed in (False, True):
         handles = [m.attn1.register_forward_hook(lambda _m, _i, o: o * 0) for m in net.modules()
                    if zeroed and type(m).__name__ == "BasicTransformerBlock"]
         try:
             for level in levels:
-                xa, xb = toy.vae.to_model(images), toy.vae.to_model(other)
                 noise = torch.randn(xa.shape, generator=torch.Generator().manual_seed(int(level)))
                 with torch.no_grad():
-                    pa = torch.cat([clean_prediction(toy, noised(toy, xa[i:i + 1], noise[i:i + 1], level), level)
-                                    for i in range(n)])
-                    pb = torch.cat([clean_prediction(toy, noised(toy, xb[i:i + 1], noise[i:i + 1], level), level)
-                                    for i in range(n)])
+                    pa = clean_prediction(toy, noised(toy, xa, noise, level), level)
+                    pb = clean_prediction(toy, noised(toy, xb, noise, level), level)
                 left = (pa - pb)[..., :half].masked_select(on_left.expand(-1, pa.shape[1], -1, -1))
                 out[(level, zeroed)] = float(left.pow(2).mean().sqrt() / (xa - xb)[..., half:].pow(2).mean().sqrt())
         finally:

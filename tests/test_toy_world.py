@@ -72,9 +72,9 @@ def test_the_fixture_is_what_its_card_says(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_the_fixture_is_trained(host, family):
+def test_the_fixture_is_trained(request, family):
     """Its denoising loss on fresh creatures is far below that of the same layout with random weights."""
-    toy = models.load(family)
+    toy = request.getfixturevalue({"sd15": "toy", "flux": "flux"}[family])  # the module's loaded fixtures
     torch.manual_seed(0)
     net = toy.patcher.model.diffusion_model
     untrained = models.build(family, seed=0)
