@@ -244,6 +244,8 @@ def main(argv=None):
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pattern", type=float, default=None,
+                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
     ap.add_argument("--siblings", action="store_true", help="also the sibling test (UNet families)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -255,7 +257,7 @@ def main(argv=None):
     toy = models.load(args.family, path=args.weights)
     net = toy.patcher.model.diffusion_model
     groups = attention_modules(args.family, net)
-    pairs = world.pairs(args.pairs, args.seed)
+    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
     print(f"toy {args.family} ({args.weights or 'bundled'}): {args.pairs} held-out pairs, ground-truth injection")
     table = probe(toy, pairs, LEVELS[args.family], groups)
     names = list(groups)

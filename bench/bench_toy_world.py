@@ -59,6 +59,8 @@ def main(argv=None):
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a setting of the pipeline")
     ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pattern", type=float, default=None,
+                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None)
     ap.add_argument("--figure-variant", default="method", choices=VARIANTS,
@@ -80,7 +82,7 @@ def main(argv=None):
     random_toy = models.load(args.family, untrained=True) if "random_weights" in chosen else None
     settings = ev.shipped_defaults(args.family)
     settings.update(parse_sets(args.set))
-    pairs = world.pairs(args.pairs, args.seed)
+    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
     table = variants(ev)
     cache = {}
     reports = {}

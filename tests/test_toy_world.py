@@ -55,6 +55,14 @@ def method(toy, pairs, settings, inversions):
 FAMILIES = ("sd15", "flux")
 
 
+def _bench(name: str):
+    """A script of ``bench/`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def flux(host):
     return models.load("flux")
@@ -129,10 +137,7 @@ def test_the_attention_probe_tells_the_two_toys_apart(flux, toy, pairs):
     """``bench/bench_toy_attention.py`` on the bundled fixtures: with the ground-truth correspondence injected into
     every attention block, the Flux toy's predicted part colours move well towards the reference's same parts
     and the SD1.5 toy's do not move (README, "Does attention carry colour?")."""
-    spec = importlib.util.spec_from_file_location("bench_toy_attention",
-                                                  Path(__file__).resolve().parents[1] / "bench" / "bench_toy_attention.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = _bench("bench_toy_attention")
     moves = {}
     for model, level in ((flux, 0.5), (toy, 500)):
         groups = probe.attention_modules(model.family, model.patcher.model.diffusion_model)
@@ -155,3 +160,31 @@ def test_twins_are_one_pose_at_two_places():
     assert not torch.allclose(left.ty, right.ty) and not torch.allclose(left.tx + world.SIZE, right.tx)
     _, (free_left, free_right) = world.siblings(8, 3, with_poses=True)
     assert not torch.equal(free_left.scale, free_right.scale)
+
+
+def test_the_feature_probe_tells_the_two_toys_apart(flux, toy):
+    """``bench/bench_toy_features.py`` on the bundled fixtures: the part of a token can be read off the SD1.5
+    toy's decoder features well above always guessing the commonest part, and not off any of the Flux toy's
+    blocks (README, "Do the features know the parts?"): why the Flux toy's matching is no better than chance."""
+    probe = _bench("bench_toy_features")
+    held_out = world.pairs(16, seed=PAIR_SEED)
+    sd15 = probe.measure(toy, held_out, (300,))
+    flux_table = probe.measure(flux, held_out, (0.3,))
+    best_sd15 = max(v["part"] - v["majority"] for v in sd15.values())
+    best_flux = max(v["part"] - v["majority"] for v in flux_table.values())
+    print(f"part read off the features, above the commonest part: sd15 toy {best_sd15:+.2f}, flux toy "
+          f"{best_flux:+.2f}; the method's rule, same part: sd15 output 8 {sd15[(300, 'output 8')]['same']:.2f}")
+    assert best_sd15 >= 0.15
+    assert best_flux <= 0.05
+
+
+def test_a_stage_can_train_self_attention_alone(host):
+    """``train.py --train-only attn1``: only the self-attention's weights train, every other one is frozen; a
+    fragment that names nothing is refused."""
+    net = models.build("sd15").diffusion_model
+    params = train.trainable(net, "attn1")
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert names and all(".attn1." in n for n in names) and len(params) == len(names)
+    assert any(".attn2." in n or "conv" in n for n, p in net.named_parameters() if not p.requires_grad)
+    with pytest.raises(ValueError, match="names no parameter"):
+        train.trainable(models.build("sd15").diffusion_model, "no_such_layer")

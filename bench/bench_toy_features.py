@@ -1,0 +1,143 @@
+"""Do a toy model's features know the parts? The other half of the method's quality, asked directly.
+
+    python bench/bench_toy_features.py --family sd15 [--weights PATH] [--pairs 16]
+    python bench/bench_toy_features.py --family flux
+
+The method matches each target token to the reference token whose feature (UNet: the ``attn1`` input; DiT: the
+modulated image token before the Q/K/V projection) is most similar. That can only find the same part if the
+features say which part a token is in, more loudly than they say its colour. Held-out (reference, target) pairs
+are noised to the same level (no sampler: one model call per side and level) and, per attention block:
+
+* ``same``: the method's rule (cosine similarity, hard argmax over the reference object): the fraction of target
+  object tokens matched into the same part;
+* ``part``: how well the part can be read off the feature at all: a ridge classifier fitted on the references'
+  object tokens, scored on the targets' (``majority``: always answering the references' commonest part);
+
+Blocks on token maps coarser than 8 x 8 (a creature there is a few tokens) are left out. A model on which
+matching can work has ``part`` far above ``majority`` and ``same`` near it. Runs in the test environment in a
+few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_toy_attention import LEVELS, attention_modules, noised  # noqa: E402
+
+
+def _short(name: str) -> str:
+    """``output_blocks.6.1.transformer_blocks.0`` -> ``output 6``; DiT names are kept."""
+    parts = name.split(".")
+    return f"{parts[0].split('_')[0]} {parts[1]}" if parts[0].endswith("_blocks") or parts[0] == "middle_block" \
+        else name
+
+
+def _ridge(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, lam: float = 10.0) -> torch.Tensor:
+    mu, sd = x.mean(0), x.std(0) + 1e-4
+
+    def design(v):
+        return torch.cat([(v - mu) / sd, torch.ones(len(v), 1)], dim=1)
+
+    a = design(x)
+    w = torch.linalg.solve(a.T @ a + lam * torch.eye(a.shape[1]), a.T @ y)
+    return design(x_test) @ w
+
+
+def features(toy, images, level, modules, seed=7) -> dict[str, torch.Tensor]:
+    """``{block: [B, tokens, C]}``: the matching features of every attention block, images noised to ``level``."""
+    net = toy.patcher.model.diffusion_model
+    ctx = toy.positive[0][0]
+    store, handles = {}, []
+    for name, module, kind in modules:
+        start = ctx.shape[1] if kind == "single" else 0
+
+        def hook(_m, args, name=name, start=start):
+            store[name] = args[0][:, start:].detach().clone()
+        handles.append(module.register_forward_pre_hook(hook))
+    try:
+        x0 = toy.vae.to_model(images)
+        x = noised(toy, x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)), level)
+        n = x.shape[0]
+        with torch.no_grad():
+            if toy.family == "flux":
+                net(x, timestep=torch.full((n,), float(level)), context=ctx.expand(n, -1, -1),
+                    y=toy.positive[0][1]["pooled_output"].expand(n, -1), guidance=torch.full((n,), 3.5))
+            else:
+                net(x, timesteps=torch.full((n,), float(level)), context=ctx.expand(n, -1, -1))
+    finally:
+        for h in handles:
+            h.remove()
+    return store
+
+
+def measure(toy, pairs, levels) -> dict:
+    """``{(level, block): dict(same, part, majority)}`` over the pairs (blocks on maps of at least 8 x 8)."""
+    from fixtures.toy_world import world
+
+    ref, tgt = pairs
+    modules = attention_modules(toy.family, toy.patcher.model.diffusion_model)["all"]
+    out = {}
+    for level in levels:
+        fr_all, ft_all = features(toy, ref.images, level, modules), features(toy, tgt.images, level, modules)
+        for name, _, _ in modules:
+            fr, ft = fr_all[name], ft_all[name]
+            grid = int(round(fr.shape[1] ** 0.5))
+            if grid < 8:
+                continue
+            rl = world.ground_truth(ref.poses, grid)[0].flatten(1)
+            tl = world.ground_truth(tgt.poses, grid)[0].flatten(1)
+            hits = total = 0
+            for i in range(len(ref)):
+                sim = torch.nn.functional.normalize(ft[i], dim=-1) @ torch.nn.functional.normalize(fr[i], dim=-1).T
+                sim[:, rl[i] == 0] = -9.0
+                tin = tl[i] > 0
+                hits += int((rl[i][sim.argmax(1)[tin]] == tl[i][tin]).sum())
+                total += int(tin.sum())
+            xr, yr, xt, yt = fr[rl > 0], rl[rl > 0] - 1, ft[tl > 0], tl[tl > 0] - 1
+            part = _ridge(xr, torch.nn.functional.one_hot(yr, world.N_PARTS).float(), xt).argmax(1)
+            out[(level, _short(name))] = dict(
+                same=hits / max(total, 1), part=float((part == yt).float().mean()),
+                majority=float((yt == torch.bincount(yr, minlength=world.N_PARTS).argmax()).float().mean()))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
+    ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
+    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pattern", type=float, default=None,
+                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from fixtures.toy_world.host import setup_comfyui
+
+    setup_comfyui()
+    from fixtures.toy_world import models, world
+
+    toy = models.load(args.family, path=args.weights)
+    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
+    table = measure(toy, pairs, LEVELS[args.family])
+    levels = LEVELS[args.family]
+    blocks = list(dict.fromkeys(b for _, b in table))
+    print(f"toy {args.family} ({args.weights or 'bundled'}): {args.pairs} held-out pairs; per cell "
+          "same part (the method's rule) / part read off the feature linearly")
+    print("\n| block | " + " | ".join(f"noise {lv}" for lv in levels) + " | majority part |")
+    print("|---|" + "---:|" * (len(levels) + 1))
+    for b in blocks:
+        cells = [f"{table[(lv, b)]['same']:.2f} / {table[(lv, b)]['part']:.2f}" for lv in levels]
+        print(f"| {b} | " + " | ".join(cells) + f" | {table[(levels[0], b)]['majority']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
