@@ -28,7 +28,6 @@ fraction either way: the convolutions, not attention, carry colour across the pi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -238,26 +237,13 @@ def sibling_pull(toy, levels, n: int = 16, seed: int = 5) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
-    ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
-    ap.add_argument("--pairs", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--pattern", type=float, default=None,
-                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
+    from common import toy_and_pairs, toy_parser
+
+    ap = toy_parser(__doc__, pairs=8)
     ap.add_argument("--siblings", action="store_true", help="also the sibling test (UNet families)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from fixtures.toy_world.host import setup_comfyui
-
-    setup_comfyui()
-    from fixtures.toy_world import models, world
-
-    toy = models.load(args.family, path=args.weights)
-    net = toy.patcher.model.diffusion_model
-    groups = attention_modules(args.family, net)
-    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
+    toy, pairs = toy_and_pairs(args)
+    groups = attention_modules(args.family, toy.patcher.model.diffusion_model)
     print(f"toy {args.family} ({args.weights or 'bundled'}): {args.pairs} held-out pairs, ground-truth injection")
     table = probe(toy, pairs, LEVELS[args.family], groups)
     names = list(groups)

@@ -20,7 +20,6 @@ few seconds.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_toy_attention import LEVELS, attention_modules, noised  # noqa: E402
+from bench_toy_attention import LEVELS, attention_modules, clean_prediction, noised  # noqa: E402
 
 
 def _short(name: str) -> str:
@@ -53,11 +52,10 @@ def _ridge(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, lam: float = 
 
 def features(toy, images, level, modules, seed=7) -> dict[str, torch.Tensor]:
     """``{block: [B, tokens, C]}``: the matching features of every attention block, images noised to ``level``."""
-    net = toy.patcher.model.diffusion_model
-    ctx = toy.positive[0][0]
+    context_len = toy.positive[0][0].shape[1]
     store, handles = {}, []
     for name, module, kind in modules:
-        start = ctx.shape[1] if kind == "single" else 0
+        start = context_len if kind == "single" else 0
 
         def hook(_m, args, name=name, start=start):
             store[name] = args[0][:, start:].detach().clone()
@@ -65,13 +63,8 @@ def features(toy, images, level, modules, seed=7) -> dict[str, torch.Tensor]:
     try:
         x0 = toy.vae.to_model(images)
         x = noised(toy, x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)), level)
-        n = x.shape[0]
         with torch.no_grad():
-            if toy.family == "flux":
-                net(x, timestep=torch.full((n,), float(level)), context=ctx.expand(n, -1, -1),
-                    y=toy.positive[0][1]["pooled_output"].expand(n, -1), guidance=torch.full((n,), 3.5))
-            else:
-                net(x, timesteps=torch.full((n,), float(level)), context=ctx.expand(n, -1, -1))
+            clean_prediction(toy, x, level)
     finally:
         for h in handles:
             h.remove()
@@ -84,7 +77,7 @@ def measure(toy, pairs, levels) -> dict:
 
     ref, tgt = pairs
     modules = attention_modules(toy.family, toy.patcher.model.diffusion_model)["all"]
-    out = {}
+    out, truth = {}, {}  # truth: {grid: the references' and targets' part labels on it}
     for level in levels:
         fr_all, ft_all = features(toy, ref.images, level, modules), features(toy, tgt.images, level, modules)
         for name, _, _ in modules:
@@ -92,8 +85,9 @@ def measure(toy, pairs, levels) -> dict:
             grid = int(round(fr.shape[1] ** 0.5))
             if grid < 8:
                 continue
-            rl = world.ground_truth(ref.poses, grid)[0].flatten(1)
-            tl = world.ground_truth(tgt.poses, grid)[0].flatten(1)
+            if grid not in truth:
+                truth[grid] = tuple(world.ground_truth(c.poses, grid)[0].flatten(1) for c in (ref, tgt))
+            rl, tl = truth[grid]
             hits = total = 0
             for i in range(len(ref)):
                 sim = torch.nn.functional.normalize(ft[i], dim=-1) @ torch.nn.functional.normalize(fr[i], dim=-1).T
@@ -110,23 +104,10 @@ def measure(toy, pairs, levels) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
-    ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
-    ap.add_argument("--pairs", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--pattern", type=float, default=None,
-                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from fixtures.toy_world.host import setup_comfyui
+    from common import toy_and_pairs, toy_parser
 
-    setup_comfyui()
-    from fixtures.toy_world import models, world
-
-    toy = models.load(args.family, path=args.weights)
-    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
+    args = toy_parser(__doc__, pairs=16).parse_args(argv)
+    toy, pairs = toy_and_pairs(args)
     table = measure(toy, pairs, LEVELS[args.family])
     levels = LEVELS[args.family]
     blocks = list(dict.fromkeys(b for _, b in table))

@@ -19,13 +19,10 @@ method's outputs, or another variant's with ``--figure-variant``).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -50,39 +47,28 @@ def parse_sets(items):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
-    ap.add_argument("--pairs", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
+    from common import toy_and_pairs, toy_parser
+
+    ap = toy_parser(__doc__, pairs=16)
     ap.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "oracle"),
                     help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a setting of the pipeline")
-    ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--pattern", type=float, default=None,
-                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None)
     ap.add_argument("--figure-variant", default="method", choices=VARIANTS,
                     help="whose outputs the figure shows (one of --variants; default: the method's)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    from fixtures.toy_world.host import setup_comfyui
-
-    setup_comfyui()
-    from fixtures.toy_world import evaluate as ev
-    from fixtures.toy_world import models, world
-
-    toy = models.load(args.family, path=args.weights)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {VARIANTS}")
+    toy, pairs = toy_and_pairs(args)
+    from fixtures.toy_world import evaluate as ev
+    from fixtures.toy_world import models
+
     random_toy = models.load(args.family, untrained=True) if "random_weights" in chosen else None
     settings = ev.shipped_defaults(args.family)
     settings.update(parse_sets(args.set))
-    pairs = world.pairs(args.pairs, args.seed, pattern=toy.pattern if args.pattern is None else args.pattern)
     table = variants(ev)
     cache = {}
     reports = {}

@@ -37,6 +37,35 @@ def parser(doc: str, cfg: float):
     return ap
 
 
+def toy_parser(doc: str, pairs: int):
+    """The options the toy-world benchmarks share: which trained toy, and which held-out creatures."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
+    ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
+    ap.add_argument("--pairs", type=int, default=pairs)
+    ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
+    ap.add_argument("--pattern", type=float, default=None,
+                    help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def toy_and_pairs(args):
+    """``(toy, (reference, target))``: the toy model of ``toy_parser``'s options, on the host found as the demo
+    finds it, and its held-out pairs, drawn in the world it was trained on."""
+    torch.set_num_threads(args.threads)
+    from fixtures.toy_world.host import setup_comfyui
+
+    setup_comfyui()
+    from fixtures.toy_world import models, world
+
+    toy = models.load(args.family, path=args.weights)
+    pattern = toy.pattern if args.pattern is None else args.pattern
+    return toy, world.pairs(args.pairs, args.seed, pattern=pattern)
+
+
 def setup(device: str):
     import harness
 
