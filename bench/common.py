@@ -46,7 +46,9 @@ def toy_parser(doc: str, pairs: int):
     ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
     ap.add_argument("--pairs", type=int, default=pairs)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
-    ap.add_argument("--pattern", type=float, default=None,
+    from fixtures.toy_world.train import pattern_arg
+
+    ap.add_argument("--pattern", type=pattern_arg, default=None,
                     help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
     ap.add_argument("--threads", type=int, default=2)
     return ap

@@ -188,3 +188,67 @@ def test_a_stage_can_train_self_attention_alone(host):
     assert any(".attn2." in n or "conv" in n for n, p in net.named_parameters() if not p.requires_grad)
     with pytest.raises(ValueError, match="names no parameter"):
         train.trainable(models.build("sd15").diffusion_model, "no_such_layer")
+
+
+def test_a_toy_trained_with_another_config_is_loaded_as_trained(host, tmp_path):
+    """``train.py --set`` (a wider or deeper toy, e.g. for a GPU sweep) records the config in the card, and
+    ``models.load`` builds the network from it; ``--minutes`` trains for a time and records the steps it took; a
+    key the family's config lacks is refused before any training."""
+    train.main(["--family", "flux", "--batch", "2", "--minutes", "0.02", "--set", "depth_single_blocks=2",
+                "--out", str(tmp_path), "--threads", "1"])
+    card = json.loads((tmp_path / "flux_toy.json").read_text())
+    assert card["config"]["depth_single_blocks"] == 2 and card["steps"] >= 26
+    toy = models.load("flux", path=tmp_path / "flux_toy.safetensors")
+    assert len(toy.patcher.model.diffusion_model.single_blocks) == 2
+    assert toy.card["config"] == card["config"]
+    with pytest.raises(ValueError, match="hidden_sise"):
+        models.config_with("flux", {"hidden_sise": 128})
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        train.parse_overrides(["depth"])
+
+
+def test_the_recipe_sweep_trains_and_scores_each_recipe(host, tmp_path):
+    """``bench/bench_toy_sweep.py --tiny``: the GPU sweep's paths on the CPU (each recipe trained in its own
+    process, then scored by the probes and the pipeline); the table and the best toy come back in ``--out``."""
+    sweep = _bench("bench_toy_sweep")
+    sweep.main(["--tiny", "--recipes", "flux-deep-stripes", "--out", str(tmp_path / "out"),
+                "--work", str(tmp_path / "w")])
+    entries = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [e["recipe"] for e in entries] == ["flux-deep-stripes"] and entries[0]["exit"] == 0
+    assert entries[0]["card"]["config"]["depth"] == 3 and entries[0]["card"]["pattern"] == "stripes:0.25"
+    score = entries[0]["score"]
+    assert set(score["part_colour"]) == set(sweep.WORLD_VARIANTS)
+    assert all(0.0 <= v <= 1.0 for v in score["part_colour"].values())
+    assert "| flux-deep-stripes | 3 x 4 |" in (tmp_path / "out" / "sweep.md").read_text()
+    assert (tmp_path / "out" / "best_flux_flux-deep-stripes.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "best_flux_flux-deep-stripes.safetensors", "logs.tar.gz", "sweep.json", "sweep.md"]
+
+
+def test_random_stripes_keep_each_parts_colour_and_tell_nothing_of_the_part():
+    """``pattern="stripes:A"``: two-tone stripes of a random orientation, phase and colour pair per creature and
+    part; a part's mean colour stays near its colour, the background is untouched, and the same part of the same
+    creature is striped differently from one draw to the next (so only its shape tells it); a malformed spec is
+    refused."""
+    base = world.sample(16, 3)
+    draws = [world.render(base.poses, base.colours, base.background, torch.Generator().manual_seed(k), texture=0.0,
+                          pattern="stripes:0.25") for k in (0, 1)]
+    plain = world.render(base.poses, base.colours, base.background, torch.Generator().manual_seed(0), texture=0.0)
+    background = (base.labels == 0)[:, None].expand_as(plain.images)
+    assert torch.equal(draws[0].images[background], plain.images[background])
+    differ = counted = 0
+    shifts = []  # how far a part's mean colour is from its colour (small parts hold unequal shares of the tones)
+    for i in range(16):
+        for part in range(1, world.N_PARTS + 1):
+            on = base.labels[i] == part
+            if int(on.sum()) < 8:
+                continue
+            tones = [d.images[i][:, on] for d in draws]
+            assert len(torch.unique(tones[0], dim=1).T) == 2  # two tones
+            shifts.append(float((tones[0].mean(1) - base.colours[i, part - 1]).abs().max()))
+            counted += 1
+            differ += int(not torch.equal(tones[0], tones[1]))
+    assert counted >= 40 and differ >= 0.8 * counted
+    assert sum(shifts) / len(shifts) < 0.04 and max(shifts) <= 0.25
+    with pytest.raises(ValueError, match="stripes:A"):
+        world.pattern_spec("stripes:")
