@@ -4,6 +4,7 @@ probed the same way, in one call (made for a lent GPU: one H200 call trains eigh
     python bench/bench_toy_sweep.py --device cuda --minutes 5 --out $OUT          # every recipe, on one GPU
     python bench/bench_toy_sweep.py --recipes sd15,flux-pattern --device cpu --minutes 30
     python bench/bench_toy_sweep.py --tiny                                         # the same paths, seconds, CPU
+    python bench/bench_toy_sweep.py --score PATH --family flux --json F            # score one trained toy
 
 The method needs a model whose features tell the parts apart across poses (for the matching) and whose attention
 carries colour (for the injection); each bundled toy has only one of the two (README, "The toy world"). Trained
@@ -178,11 +179,14 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "toy_sweep")
     ap.add_argument("--work", type=Path, default=None, help="each recipe's folder (default: OUT/runs)")
     ap.add_argument("--tiny", action="store_true", help="two recipes, 3 steps of batch 4, 2 pairs: a smoke run")
-    ap.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)  # one toy, in a child process
-    ap.add_argument("--family", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--score", type=Path, default=None,
+                    help="only score this trained toy (with --family and --json; what each recipe's process runs)")
+    ap.add_argument("--family", choices=("sd15", "flux"), default=None)
+    ap.add_argument("--json", type=Path, default=None, help="where --score writes its figures")
     args = ap.parse_args(argv)
     if args.score is not None:
+        if args.family is None or args.json is None:
+            raise SystemExit("--score needs --family and --json")
         args.json.write_text(json.dumps(score(args.score, args.family, args.pairs, args.tiny)))
         return
     names = [n.strip() for n in args.recipes.split(",") if n.strip()]
