@@ -88,17 +88,13 @@ def measure(toy, pairs, levels) -> dict:
             if grid not in truth:
                 truth[grid] = tuple(world.ground_truth(c.poses, grid)[0].flatten(1) for c in (ref, tgt))
             rl, tl = truth[grid]
-            hits = total = 0
-            for i in range(len(ref)):
-                sim = torch.nn.functional.normalize(ft[i], dim=-1) @ torch.nn.functional.normalize(fr[i], dim=-1).T
-                sim[:, rl[i] == 0] = -9.0
-                tin = tl[i] > 0
-                hits += int((rl[i][sim.argmax(1)[tin]] == tl[i][tin]).sum())
-                total += int(tin.sum())
+            sim = torch.nn.functional.normalize(ft, dim=-1) @ torch.nn.functional.normalize(fr, dim=-1).transpose(1, 2)
+            matched = rl.gather(1, sim.masked_fill((rl == 0)[:, None], -9.0).argmax(2))  # part of each match
+            tin = tl > 0
             xr, yr, xt, yt = fr[rl > 0], rl[rl > 0] - 1, ft[tl > 0], tl[tl > 0] - 1
             part = _ridge(xr, torch.nn.functional.one_hot(yr, world.N_PARTS).float(), xt).argmax(1)
             out[(level, _short(name))] = dict(
-                same=hits / max(total, 1), part=float((part == yt).float().mean()),
+                same=float((matched[tin] == tl[tin]).float().mean()) if bool(tin.any()) else 0.0, part=float((part == yt).float().mean()),
                 majority=float((yt == torch.bincount(yr, minlength=world.N_PARTS).argmax()).float().mean()))
     return out
 

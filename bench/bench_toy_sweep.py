@@ -66,7 +66,6 @@ RECIPES = {
     "flux-deep-stripes": ("flux", [*DEEP, "--pattern", "stripes:0.25"]),
 }
 LEVEL = {"sd15": 680, "flux": 0.7}  # where the transfer decides a part's colour (the authors' start)
-SCHEDULE = {"sd15": dict(steps=40, skip=13), "flux": dict(steps=14, skip=5)}  # halved, the authors' share skipped
 WORLD_VARIANTS = ("method", "oracle", "position", "no_transfer")
 
 
@@ -105,29 +104,23 @@ def score_recipe(entry: dict, args, out: Path) -> dict:
 
 def score(path: Path, family: str, pairs_n: int, tiny: bool) -> dict:
     """The probes and the pipeline on one trained toy (in this process, on the CPU)."""
-    import torch
-
-    torch.set_num_threads(2)
-    from fixtures.toy_world.host import setup_comfyui
-
-    setup_comfyui()
     import bench_toy_attention as attention
     import bench_toy_features as features
+    from bench_toy_world import variants
+    from common import toy_and_pairs
 
+    toy, pairs = toy_and_pairs(argparse.Namespace(family=family, weights=path, pairs=pairs_n, seed=1000,
+                                                  pattern=None, threads=2))
     from fixtures.toy_world import evaluate as ev
-    from fixtures.toy_world import models, world
 
-    toy = models.load(family, path=path)
-    pairs = world.pairs(pairs_n, seed=1000, pattern=toy.pattern)
     level = LEVEL[family]
     feat = features.measure(toy, pairs, (level,))
     best = max(feat.values(), key=lambda v: v["part"] - v["majority"])
     groups = attention.attention_modules(family, toy.patcher.model.diffusion_model)
     default = next(iter(groups))
     move = attention.probe(toy, pairs, (level,), {default: groups[default]}, progress=lambda _l: None)
-    settings = dict(ev.shipped_defaults(family), **(dict(steps=4, skip=1) if tiny else SCHEDULE[family]))
-    table = dict(zip(("no_transfer", "adain_only", "position"), ev.BASELINES))
-    table.update(method=ev.METHOD, oracle=ev.ORACLE)
+    settings = dict(ev.shipped_defaults(family), **(dict(steps=4, skip=1) if tiny else ev.SHORT_SCHEDULE[family]))
+    table = variants(ev)
     cache, colour = {}, {}
     for name in WORLD_VARIANTS:
         colour[name] = ev.evaluate(toy, pairs, table[name], settings, inversions=cache).mean("part_colour")

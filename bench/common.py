@@ -41,13 +41,13 @@ def toy_parser(doc: str, pairs: int):
     """The options the toy-world benchmarks share: which trained toy, and which held-out creatures."""
     import argparse
 
+    from fixtures.toy_world.train import pattern_arg
+
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
     ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
     ap.add_argument("--pairs", type=int, default=pairs)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
-    from fixtures.toy_world.train import pattern_arg
-
     ap.add_argument("--pattern", type=pattern_arg, default=None,
                     help="the held-out creatures' part patterns (default: the model card's, 0 for the bundled ones)")
     ap.add_argument("--threads", type=int, default=2)

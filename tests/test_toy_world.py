@@ -24,7 +24,6 @@ from fixtures.toy_world import evaluate as ev
 from fixtures.toy_world import models, train, world
 
 PAIRS, PAIR_SEED = 6, 99  # held out: training draws from other seeds
-SCHEDULE = dict(steps=40, skip=13)  # the authors' 100 / 32, shortened
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def pairs():
 
 @pytest.fixture(scope="module")
 def settings(toy):
-    return dict(ev.shipped_defaults("sd15"), **SCHEDULE)
+    return dict(ev.shipped_defaults("sd15"), **ev.SHORT_SCHEDULE["sd15"])
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +109,6 @@ def test_structure_and_background_are_kept(method):
     assert method.mean("background_psnr") >= 25.0
 
 
-FLUX_SCHEDULE = dict(steps=14, skip=5)  # the shipped 28 / 9, halved
 ORACLE_MARGIN = 0.35
 ALL_FLUX_BLOCKS = "double.0-1,single.0-3"  # every block of the toy: on it the colour moves most (README)
 
@@ -121,7 +119,8 @@ def test_on_the_flux_toy_the_injection_moves_each_part_to_its_reference_part(flu
     and closer to it. Fails if the injection goes to the wrong rows (the unconditional or reference rows instead
     of the target's), to the wrong tokens, or to blocks whose attention carries no colour. Every block of the toy
     is rewritten: the test is of the injection, not of the Flux default's block choice."""
-    settings = dict(ev.shipped_defaults("flux"), **FLUX_SCHEDULE, layers="custom", custom_layers=ALL_FLUX_BLOCKS)
+    settings = dict(ev.shipped_defaults("flux"), **ev.SHORT_SCHEDULE["flux"], layers="custom",
+                    custom_layers=ALL_FLUX_BLOCKS)
     cache = {}
     oracle = ev.evaluate(flux, pairs, ev.ORACLE, settings, inversions=cache)
     none = ev.evaluate(flux, pairs, ev.BASELINES[0], settings, inversions=cache)
