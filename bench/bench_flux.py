@@ -53,11 +53,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    harness = setup(args.device)
+    host = setup(args.device)
     import comfy.sample
 
-    invert = harness.pack_module("engine.invert").invert
-    transfer = harness.pack_module("engine.transfer").transfer
+    invert = host.pack_module("engine.backends.invert").invert
+    transfer = host.pack_module("engine.backends.sample").transfer
     model = build_flux(args.preset, args.device)
     tokens = FLUX_PRESETS[args.preset][5]
     g = torch.Generator().manual_seed(0)
@@ -69,9 +69,9 @@ def main():
     pos, neg = cond(), cond()
     n = args.size // 8
     tgt, ref = torch.randn(1, 16, n, n, generator=g), torch.randn(1, 16, n, n, generator=g)
-    t_inv, r_inv = invert_pair(harness, model, pos, neg, tgt, ref, args.steps, 1.0, args.skip, "simple")
-    patched = patched_model(harness, model, t_inv, r_inv, object_masks(harness, args.size))
-    start = harness.pack_module("engine.sampling").latent_out(model, t_inv.start_latent())
+    t_inv, r_inv = invert_pair(host, model, pos, neg, tgt, ref, args.steps, 1.0, args.skip, "simple")
+    patched = patched_model(host, model, t_inv, r_inv, object_masks(host, args.size))
+    start = host.pack_module("engine.backends.sampling").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, 1.0, "euler", "simple", pos, neg,
@@ -83,7 +83,7 @@ def main():
         ("inversion, edit-friendly (all steps)",
          lambda: invert(model, pos, neg, tgt, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple")),
     ], args.device, args.repeats)
-    state = harness.pack_module("engine.install").plan_of(patched)
+    state = host.pack_module("engine.patch.install").plan_of(patched)
     layers = ", ".join(f"{b}.{i}" for b, i in state.settings.layers)
     print(f"\nFlux transfer, preset {args.preset}, {args.size}x{args.size}, {args.steps} steps from step {args.skip}, "
           f"blocks {layers}, {machine(args.device)}\n")

@@ -8,7 +8,7 @@ Models: random-weight UNets built from ComfyUI's own classes with the real shape
 downloaded; timing does not need them): SD1.5 (model_channels 320, channel_mult 1,2,4,4, 8 heads,
 context 768) at 512 px (64x64 latent) and SDXL (320, 1,2,4, transformer depths 0,0,2,2,10,10, 64-channel
 heads, context 2048, adm 2816) at 1024 px (128x128 latent), in float16; ComfyUI's layers skip init, so
-every layer gets torch's default init (tests/tiny_models.init_weights). --tiny uses tests/tiny_models'
+every layer gets torch's default init (bench/tiny_models.init_weights). --tiny uses bench/tiny_models'
 build_sd15() / build_sdxl() at 64 px with 8 steps (skip 2), in float32.
 
 Settings: the authors' (engine/defaults.py): 100 ddim_uniform steps, sampling from step 32 (68 sampled
@@ -64,7 +64,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (puts tests/ and the repository on sys.path, as for the other benchmarks)
+import common  # noqa: E402  (puts scripts/ on sys.path, as for the other benchmarks)
 
 AUTHORS_STEPS, AUTHORS_SKIP = 100, 32
 INVERSION_CFG, CFG = 3.5, 2.5
@@ -73,7 +73,7 @@ TRANSFER_COST = 1.6  # a transfer step against a plain one, for the step budget 
 PROBE_SYNC_CALLS, PROBE_TIMED_CALLS = 2, 3
 SECTIONS = ("sd15", "sdxl", "matching")
 SHARES = {"sd15": 0.3, "sdxl": 0.6, "matching": 0.1}
-GPU = {  # name, image size, extra UNet config (on top of tests/tiny_models' block layouts)
+GPU = {  # name, image size, extra UNet config (on top of bench/tiny_models' block layouts)
     "sd15": ("SD1.5", 512, dict(model_channels=320, channel_mult=[1, 2, 4, 4], context_dim=768)),
     "sdxl": ("SDXL", 1024, dict(model_channels=320, channel_mult=[1, 2, 4], context_dim=2048)),
 }
@@ -99,21 +99,15 @@ class ProbeDone(BaseException):
 # ------------------------------------------------------------------------------------------------ set-up
 
 
+HOST = None  # e4e_headless.host once set up
+
+
 def setup(cuda: bool):
-    """The ComfyUI core as the other benchmarks set it up (bench/common.py, tests/harness.py); on the GPU
-    ComfyUI's device handling stays on (``args.cpu`` is read once, when comfy.model_management is imported)."""
-    import harness
-
-    checkout = harness.find_checkout() if cuda else None
-    if checkout is not None:  # common.setup imports comfy before harness.setup_host would add the checkout
-        sys.path.insert(0, str(checkout))
-    common.setup("cuda" if cuda else "cpu")
-    if cuda:
-        import comfy.cli_args
-
-        harness.setup_host()  # records the host (the pack loader calls it); it sets args.cpu, read no more
-        comfy.cli_args.args.cpu = False
-    return harness
+    """The ComfyUI core as the other benchmarks set it up (bench/common.py); on the GPU ComfyUI's device handling
+    stays on (``host.setup_comfyui`` sets ``args.cpu`` only where torch sees no CUDA device)."""
+    global HOST
+    HOST = common.setup("cuda" if cuda else "cpu")
+    return HOST
 
 
 def build_model(family: str, tiny: bool, device: torch.device, dtype: torch.dtype):
@@ -235,10 +229,10 @@ class Probe:
     """One transfer run with timers around the UNet forward, match_objects and the attn1 patch at matched
     UNet calls; the first ``PROBE_SYNC_CALLS`` matched calls run under the CUDA sync debug mode instead."""
 
-    def __init__(self, harness, patched, cuda: bool):
-        self.harness, self.cuda, self.clock = harness, cuda, Clock(cuda)
-        self.plan = harness.pack_module("engine.install").plan_of(patched)
-        self.call_of = harness.pack_module("engine.rows").call_of
+    def __init__(self, host, patched, cuda: bool):
+        self.host, self.cuda, self.clock = host, cuda, Clock(cuda)
+        self.plan = host.pack_module("engine.patch.install").plan_of(patched)
+        self.call_of = host.pack_module("engine.patch.call").call_of
         self.calls: list[dict] = []
         self.current: dict | None = None
         self.caught: list | None = None  # the warnings list while a sync-checked call runs
@@ -313,7 +307,7 @@ class Probe:
 
     def run(self, transfer, pos, neg) -> dict:
         unet = self.model.model.diffusion_model
-        matcher = self.harness.pack_module("engine.correspondence")  # find_matches calls match_objects
+        matcher = self.host.pack_module("engine.patch.sources")  # the method's source calls match_objects
         real_match = matcher.match_objects
         unet.forward = self._wrap_forward(unet.forward)  # an instance attribute: shadows the class's forward
         matcher.match_objects = self._wrap_match(real_match)
@@ -354,15 +348,15 @@ class Probe:
 
 
 def model_section(family: str, args, cuda: bool, device: torch.device, dtype, budget: float, notes: list):
-    harness = sys.modules["harness"]
+    host = HOST
     import comfy.sample
 
-    invert = harness.pack_module("engine.invert").invert
-    make_plan = harness.pack_module("engine.plan").make_plan
-    install = harness.pack_module("engine.install").patch_model
-    transfer = harness.pack_module("engine.transfer").transfer
-    latent_out = harness.pack_module("engine.sampling").latent_out
-    ObjectMasks = harness.pack_module("matching").ObjectMasks
+    invert = host.pack_module("engine.backends.invert").invert
+    make_plan = host.pack_module("engine.patch.plan").make_plan
+    install = host.pack_module("engine.patch.install").patch_model
+    transfer = host.pack_module("engine.backends.sample").transfer
+    latent_out = host.pack_module("engine.backends.sampling").latent_out
+    ObjectMasks = host.pack_module("matching").ObjectMasks
 
     t_section = time.perf_counter()
     name, size = (GPU[family][0], TINY_SIZE if args.tiny else GPU[family][1])
@@ -421,11 +415,11 @@ def model_section(family: str, args, cuda: bool, device: torch.device, dtype, bu
     tr_s = statistics.median(times)
     times, p_full, _ = measure(lambda: plain(steps, 0, INVERSION_CFG, tgt), repeats, cuda)
     full_s = statistics.median(times)
-    probe = Probe(harness, m_on, cuda).run(transfer, pos, neg)
+    probe = Probe(host, m_on, cuda).run(transfer, pos, neg)
 
     sec = f"{name}{' layout, tiny' if args.tiny else ''} {size} px ({n}x{n} latent), {str(dtype).replace('torch.', '')}"
     run_steps = f"{n_run} of {t_inv.steps}"
-    layers = _layer_names(harness.pack_module("engine.install").plan_of(m_on).settings.layers)
+    layers = _layer_names(host.pack_module("engine.patch.install").plan_of(m_on).settings.layers)
     rows = [
         Row(sec, f"plain sampling (comfy.sample.sample, ddpm, ddim_uniform, cfg {CFG}, from step {skip})",
             run_steps, plain_s, 1.0, vs="plain", peak=p_plain),
@@ -463,7 +457,7 @@ def matching_rows(side: int, C: int, args, cuda: bool, device: torch.device, dty
     """One token map: match_tokens, the authors' loop (estimated) and the dense floor; seconds of one call."""
     import bench_matching as bm
 
-    match_tokens = sys.modules["harness"].pack_module("matching").match_tokens
+    match_tokens = HOST.pack_module("matching").match_tokens
     g = torch.Generator().manual_seed(side)
     out = torch.randn(side * side, C, generator=g).to(device, dtype)
     ref = torch.randn(side * side, C, generator=g).to(device, dtype)
@@ -580,8 +574,14 @@ def print_goals(goals: dict, tiny: bool):
               f"64x64 on an H100): {verdict(m['match_tokens'] < 1e-3)}")
 
 
+def _version(folder) -> str:
+    text = (folder / "comfyui_version.py").read_text() if (folder / "comfyui_version.py").is_file() else ""
+    return next((line.split("=", 1)[1].strip().strip("\"'") for line in text.splitlines()
+                 if line.startswith("__version__")), "unknown")
+
+
 def header(cuda: bool, dtype, tiny: bool, budget: float) -> list[str]:
-    host = sys.modules["harness"].setup_host()
+    comfy_folder = HOST.setup_comfyui()
     if cuda:
         dev = (f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}, "
                f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB)")
@@ -595,8 +595,8 @@ def header(cuda: bool, dtype, tiny: bool, budget: float) -> list[str]:
         f"- device: {dev}",
         f"- torch {torch.__version__}; dtype {str(dtype).replace('torch.', '')}"
         + ("" if tf32 is None else f"; TF32 matmul {'on' if tf32 else 'off'}"),
-        f"- {host.describe()}",
-        "- models: " + ("tests/tiny_models build_sd15() / build_sdxl(), 64 px, random weights" if tiny else
+        f"- ComfyUI host: {_version(comfy_folder)} at {comfy_folder}",
+        "- models: " + ("bench/tiny_models build_sd15() / build_sdxl(), 64 px, random weights" if tiny else
                         "random-weight UNets with SD1.5 (512 px) and SDXL (1024 px) shapes"),
         f"- budget {budget:.0f} s" if not tiny else "- budget: none (tiny run)",
     ]

@@ -16,13 +16,13 @@ from common import build, conds, machine, parser, setup, timed
 def main():
     args = parser(__doc__, cfg=3.5).parse_args()
 
-    harness = setup(args.device)
+    host = setup(args.device)
     import comfy.sample
 
     import inversion as inv_lib
 
-    invert = harness.pack_module("engine.invert").invert
-    sampling = harness.pack_module("engine.sampling")
+    invert = host.pack_module("engine.backends.invert").invert
+    sampling = host.pack_module("engine.backends.sampling")
     model = build(args.preset, args.device)
     pos, neg = conds(args.preset)
     lat_size = args.size // 8

@@ -1,6 +1,6 @@
 """Does a toy model's self-attention carry colour? The one question the method's quality rests on, asked directly.
 
-    python bench/bench_toy_attention.py --family sd15 [--weights PATH] [--pairs 8]
+    python bench/bench_toy_attention.py --family sd1 [--weights PATH] [--pairs 8]
     python bench/bench_toy_attention.py --family flux
 
 The method moves appearance only through the attention of the blocks it rewrites: each target token inside the
@@ -34,26 +34,28 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))  # toy_tools, common (also when imported from the tests)
 
-LEVELS = {"sd15": (300, 500, 680, 850), "flux": (0.3, 0.5, 0.7, 0.9)}
+LEVELS = {"sd1": (300, 500, 680, 850), "flux": (0.3, 0.5, 0.7, 0.9)}
 
 
 def attention_modules(family: str, net) -> dict[str, list]:
     """``{group: [(name, module, kind)]}``: where to inject (UNet: ``attn1`` pre-input; DiT: Q/K/V output)."""
-    if family == "sd15":
+    if family == "sd1":
         blocks = [(name, m.attn1, "input") for name, m in net.named_modules()
                   if type(m).__name__ == "BasicTransformerBlock"]
         default = [b for b in blocks if any(b[0].startswith(f"output_blocks.{i}.") for i in range(6, 12))]
         return {"output 6-11 (default)": default, "output 3-11": [b for b in blocks if b[0].startswith("output")],
                 "all": blocks}
-    from fixtures.toy_world.evaluate import pack_module
+    from toy_tools import pack_module
 
     doubles = [(f"double.{i}", b.img_attn.qkv, "double") for i, b in enumerate(net.double_blocks)]
     singles = [(f"single.{i}", b.linear1, "single") for i, b in enumerate(net.single_blocks)]
     every = doubles + singles
     ids = {("double", i) for i in range(len(doubles))} | {("single", i) for i in range(len(singles))}
-    auto = {f"{k}.{i}" for k, i in pack_module("engine.layers").resolve_layers("auto", "", "flux", ids)}
+    flux = pack_module("engine.models.families").FAMILIES["flux"]
+    auto = {f"{k}.{i}" for k, i in pack_module("engine.models.layers").resolve_layers("auto", "", flux, ids)}
     return {"auto (default)": [b for b in every if b[0] in auto], "second half": every[len(every) // 2:],
             "doubles": doubles, "singles": singles, "all": every}
 
@@ -148,8 +150,8 @@ class Injector:
 
 def _oracle_maps(pairs, i: int, side: int, patch: int) -> dict:
     """``{tokens: src}``: pair ``i``'s ground-truth correspondence on every token map of a ``side`` latent."""
-    from fixtures.toy_world import evaluate as ev
-    from fixtures.toy_world import world
+    from toy_tools import evaluate as ev
+    from toy_tools import world
 
     ref, tgt = (c.poses.take([i]) for c in pairs)
     maps = {}
@@ -163,8 +165,8 @@ def _oracle_maps(pairs, i: int, side: int, patch: int) -> dict:
 def probe(toy, pairs, levels, groups, progress=print) -> dict:
     """``{(level, group): (move, cfg accuracy)}`` over the pairs. Per pair and level the reference pass and the
     plain target pass run once; each group adds one injected pass."""
-    from fixtures.toy_world import evaluate as ev
-    from fixtures.toy_world import world
+    from toy_tools import evaluate as ev
+    from toy_tools import world
 
     net = toy.patcher.model.diffusion_model
     ref, tgt = pairs
@@ -209,7 +211,7 @@ def sibling_pull(toy, levels, n: int = 16, seed: int = 5) -> dict:
     """``{(level, zeroed): fraction}``: the left sibling's clean-prediction change over the right one's input
     change when the right one's object colours are inverted (background kept; ``zeroed``: every attn1 output
     set to zero)."""
-    from fixtures.toy_world import world
+    from toy_tools import world
 
     net = toy.patcher.model.diffusion_model
     images, poses = world.siblings(n, seed, with_poses=True)
@@ -252,7 +254,7 @@ def main(argv=None):
     for level in LEVELS[args.family]:
         cells = " | ".join(f"{table[(level, n)][0]:+.3f} / {table[(level, n)][1]:.2f}" for n in names)
         print(f"| {level} | {cells} |")
-    if args.siblings and args.family == "sd15":
+    if args.siblings and args.family == "sd1":
         pull = sibling_pull(toy, LEVELS[args.family])
         print("\n| noise level | left sibling's change / right's: attention on | every attn1 zeroed |\n|---|---:|---:|")
         for level in LEVELS[args.family]:

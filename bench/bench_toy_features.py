@@ -1,6 +1,6 @@
 """Do a toy model's features know the parts? The other half of the method's quality, asked directly.
 
-    python bench/bench_toy_features.py --family sd15 [--weights PATH] [--pairs 16]
+    python bench/bench_toy_features.py --family sd1 [--weights PATH] [--pairs 16]
     python bench/bench_toy_features.py --family flux
 
 The method matches each target token to the reference token whose feature (UNet: the ``attn1`` input; DiT: the
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))  # toy_tools, common (also when imported from the tests)
 
 from bench_toy_attention import LEVELS, attention_modules, clean_prediction, noised  # noqa: E402
 
@@ -73,7 +73,7 @@ def features(toy, images, level, modules, seed=7) -> dict[str, torch.Tensor]:
 
 def measure(toy, pairs, levels) -> dict:
     """``{(level, block): dict(same, part, majority)}`` over the pairs (blocks on maps of at least 8 x 8)."""
-    from fixtures.toy_world import world
+    from toy_tools import world
 
     ref, tgt = pairs
     modules = attention_modules(toy.family, toy.patcher.model.diffusion_model)["all"]

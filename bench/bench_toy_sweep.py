@@ -2,14 +2,14 @@
 probed the same way, in one call (made for a lent GPU: one H200 call trains eight recipes for minutes each).
 
     python bench/bench_toy_sweep.py --device cuda --minutes 5 --out $OUT          # every recipe, on one GPU
-    python bench/bench_toy_sweep.py --recipes sd15,flux-pattern --device cpu --minutes 30
+    python bench/bench_toy_sweep.py --recipes sd1,flux-pattern --device cpu --minutes 30
     python bench/bench_toy_sweep.py --tiny                                         # the same paths, seconds, CPU
     python bench/bench_toy_sweep.py --score PATH --family flux --json F            # score one trained toy
 
 The method needs a model whose features tell the parts apart across poses (for the matching) and whose attention
 carries colour (for the injection); each bundled toy has only one of the two (README, "The toy world"). Trained
 on two CPU cores for 40 minutes, no recipe tried gave both. This runs every recipe of ``RECIPES`` (``python -m
-fixtures.toy_world.train`` with its options, ``--minutes`` each, all at once; the world is drawn on the CPU,
+bench/toy_tools/train.py`` with its options, ``--minutes`` each, all at once; the world is drawn on the CPU,
 two threads each), then scores each trained toy in its own process on the CPU:
 
 * ``part``: the best block's linear part readout minus always answering the commonest part, and ``same``: the
@@ -17,7 +17,7 @@ two threads each), then scores each trained toy in its own process on the CPU:
   (t 680 / sigma 0.7), from ``bench_toy_features.py``;
 * ``move``: how far ground-truth injection into the family's default blocks moves each part's predicted colour
   towards the reference's (``bench_toy_attention.py``, same level);
-* part-colour accuracy of the whole pipeline (``fixtures/toy_world/evaluate.py``, the shipped defaults on a
+* part-colour accuracy of the whole pipeline (``bench/toy_tools/evaluate.py``, the shipped defaults on a
   halved schedule): the method, ground-truth matching, position matching and no transfer.
 
 A recipe worth bundling has ``part`` well above 0, ``move`` well above 0 and the method far above position
@@ -50,22 +50,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))  # toy_tools, common (also when imported from the tests)
 
 DEEP = ["--set", "depth=3", "--set", "depth_single_blocks=6"]  # a Flux toy of 3 + 6 blocks, 1.8 M parameters
-# name: (family, options of fixtures.toy_world.train). The first of each family is the bundled recipe.
+# name: (family, options of bench/toy_tools/train.py). The first of each family is the bundled recipe.
 RECIPES = {
-    "sd15": ("sd15", []),
-    "sd15-twins": ("sd15", ["--siblings", "twins"]),
-    "sd15-eps": ("sd15", ["--weighting", "eps"]),
-    "sd15-stripes": ("sd15", ["--pattern", "stripes:0.25"]),
+    "sd1": ("sd1", []),
+    "sd1-twins": ("sd1", ["--siblings", "twins"]),
+    "sd1-eps": ("sd1", ["--weighting", "eps"]),
+    "sd1-stripes": ("sd1", ["--pattern", "stripes:0.25"]),
     "flux": ("flux", []),
     "flux-pattern": ("flux", ["--pattern", "0.3"]),
     "flux-stripes": ("flux", ["--pattern", "stripes:0.25"]),
     "flux-deep-stripes": ("flux", [*DEEP, "--pattern", "stripes:0.25"]),
 }
-LEVEL = {"sd15": 680, "flux": 0.7}  # where the transfer decides a part's colour (the authors' start)
+LEVEL = {"sd1": 680, "flux": 0.7}  # where the transfer decides a part's colour (the authors' start)
 WORLD_VARIANTS = ("method", "oracle", "position", "no_transfer")
 
 
@@ -73,7 +73,7 @@ def train_recipe(name: str, args, out: Path) -> dict:
     family, options = RECIPES[name]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "fixtures.toy_world.train", "--family", family, "--device", args.device,
+    cmd = [sys.executable, str(REPO / "bench" / "toy_tools" / "train.py"), "--family", family, "--device", args.device,
            "--batch", str(args.batch), "--threads", "2", "--out", str(folder), "--seed", str(args.seed), *options]
     cmd += ["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]
     t0 = time.time()
@@ -111,7 +111,7 @@ def score(path: Path, family: str, pairs_n: int, tiny: bool) -> dict:
 
     toy, pairs = toy_and_pairs(argparse.Namespace(family=family, weights=path, pairs=pairs_n, seed=1000,
                                                   pattern=None, threads=2))
-    from fixtures.toy_world import evaluate as ev
+    from toy_tools import evaluate as ev
 
     level = LEVEL[family]
     feat = features.measure(toy, pairs, (level,))
@@ -119,7 +119,7 @@ def score(path: Path, family: str, pairs_n: int, tiny: bool) -> dict:
     groups = attention.attention_modules(family, toy.patcher.model.diffusion_model)
     default = next(iter(groups))
     move = attention.probe(toy, pairs, (level,), {default: groups[default]}, progress=lambda _l: None)
-    settings = dict(ev.shipped_defaults(family), **(dict(steps=4, skip=1) if tiny else ev.SHORT_SCHEDULE[family]))
+    settings = dict(ev.shipped_defaults(family), **(dict(steps=4, skip_steps=1) if tiny else ev.SHORT_SCHEDULE[family]))
     table = variants(ev)
     cache, colour = {}, {}
     for name in WORLD_VARIANTS:
@@ -174,7 +174,7 @@ def main(argv=None):
     ap.add_argument("--tiny", action="store_true", help="two recipes, 3 steps of batch 4, 2 pairs: a smoke run")
     ap.add_argument("--score", type=Path, default=None,
                     help="only score this trained toy (with --family and --json; what each recipe's process runs)")
-    ap.add_argument("--family", choices=("sd15", "flux"), default=None)
+    ap.add_argument("--family", choices=("sd1", "flux"), default=None)
     ap.add_argument("--json", type=Path, default=None, help="where --score writes its figures")
     args = ap.parse_args(argv)
     if args.score is not None:
@@ -187,7 +187,7 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"--recipes: unknown {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     if args.tiny:
-        names = names if args.recipes != ",".join(RECIPES) else ["sd15", "flux"]
+        names = names if args.recipes != ",".join(RECIPES) else ["sd1", "flux"]
         args.steps, args.batch, args.pairs = 3, 4, 2
     args.train_timeout = None if args.steps else args.minutes * 60 + 300
     args.score_timeout = 1800
@@ -200,13 +200,13 @@ def main(argv=None):
         entries = list(pool.map(lambda n: train_recipe(n, args, work), names))
         entries = list(pool.map(lambda e: score_recipe(e, args, work), entries))
     text = (f"toy sweep on {args.device} ({os.cpu_count()} CPU cores), {time.time() - t0:.0f} s; each toy scored on "
-            f"{args.pairs} held-out pairs at t {LEVEL['sd15']} / sigma {LEVEL['flux']}\n\n{table(entries)}\n")
+            f"{args.pairs} held-out pairs at t {LEVEL['sd1']} / sigma {LEVEL['flux']}\n\n{table(entries)}\n")
     (args.out / "sweep.md").write_text(text)
     (args.out / "sweep.json").write_text(json.dumps(entries, indent=1))
     with tarfile.open(args.out / "logs.tar.gz", "w:gz") as tar:
         for log in sorted(work.glob("*/*.log")):
             tar.add(log, arcname=f"{log.parent.name}/{log.name}")
-    for family in ("sd15", "flux"):
+    for family in ("sd1", "flux"):
         best = best_of(entries, family)
         if best is not None:
             src = work / best["recipe"] / f"{family}_toy.safetensors"

@@ -1,12 +1,12 @@
 """Part-wise appearance transfer, measured: the pack on the trained toy models, against baselines, in one run.
 
-    python bench/bench_toy_world.py --family sd15 [--pairs 16] [--seed 1000] [--figure bench/figures/toy_sd15.png]
+    python bench/bench_toy_world.py --family sd1 [--pairs 16] [--seed 1000] [--figure bench/figures/toy_sd1.png]
     python bench/bench_toy_world.py --family flux
 
 Runs in the test environment (a ComfyUI found as the demo finds it: COMFYUI_PATH, the install folder, or the
 test set-up's copy). Held-out (reference, target) pairs from the toy world (each target faces the other way,
 with its own pose and colours), the pack's own nodes with the shipped defaults, and the baselines of
-``fixtures/toy_world/evaluate.py``. Prints:
+``bench/toy_tools/evaluate.py``. Prints:
 
 1. per variant: part-colour accuracy, colour error, layout accuracy, background PSNR, and the correspondence's
    part accuracy and PCK@0.1 (averaged over every matched layer and step);
@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))  # toy_tools, common (also when imported from the tests)
 
 VARIANTS = ("method", "oracle", "no_transfer", "adain_only", "position", "shared_noise", "random_weights")
 
@@ -49,7 +50,7 @@ def parse_sets(items):
 def main(argv=None):
     from common import toy_and_pairs, toy_parser
 
-    ap = toy_parser(__doc__, pairs=16)
+    ap = toy_parser(__doc__, pairs=32)
     ap.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "oracle"),
                     help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a setting of the pipeline")
@@ -63,8 +64,8 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {VARIANTS}")
     toy, pairs = toy_and_pairs(args)
-    from fixtures.toy_world import evaluate as ev
-    from fixtures.toy_world import models
+    from toy_tools import evaluate as ev
+    from toy_tools import models
 
     random_toy = models.load(args.family, untrained=True) if "random_weights" in chosen else None
     settings = ev.shipped_defaults(args.family)
@@ -81,13 +82,15 @@ def main(argv=None):
         reports[name] = rep
         print(f"  {name}: part-colour {rep.mean('part_colour'):.3f} ({rep.seconds:.0f} s)", flush=True)
 
-    print("\n| variant | part-colour accuracy | colour error | layout accuracy | background PSNR dB | "
+    print(f"\n{args.pairs} held-out pairs; [95 % interval over the pairs]\n")
+    print("| variant | part-colour accuracy | colour error | layout accuracy | background PSNR dB | "
           "correspondence: same part | PCK@0.1 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, rep in reports.items():
         cm = rep.corr_mean()
         corr = f"{cm[0]:.3f} | {cm[1]:.3f}" if cm else "– | –"
-        print(f"| {table[name].name} | {rep.mean('part_colour'):.3f} | {rep.mean('colour_error'):.3f} | "
+        accuracy = ev.with_interval(d["part_colour"] for d in rep.images)
+        print(f"| {table[name].name} | {accuracy} | {rep.mean('colour_error'):.3f} | "
               f"{rep.mean('layout'):.3f} | {min(rep.mean('background_psnr'), 99):.1f} | {corr} |")
 
     for name in ("method", "oracle"):
@@ -132,7 +135,7 @@ def print_correspondence(rep, title: str, bins: int = 4):
 
 
 def figure(rep, pairs, toy, path: Path, rows: int = 4):
-    from fixtures.toy_world import pictures
+    from toy_tools import pictures
 
     ref, tgt = pairs
     out_rows = []

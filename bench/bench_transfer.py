@@ -29,24 +29,24 @@ def main():
     ap.add_argument("--skip", type=int, default=16)
     args = ap.parse_args()
 
-    harness = setup(args.device)
+    host = setup(args.device)
     import comfy.sample
 
-    transfer = harness.pack_module("engine.transfer").transfer
+    transfer = host.pack_module("engine.backends.sample").transfer
     model = build(args.preset, args.device)
     pos, neg = conds(args.preset)
     n = args.size // 8
     g = torch.Generator().manual_seed(0)
     tgt, ref = torch.randn(1, 4, n, n, generator=g), torch.randn(1, 4, n, n, generator=g)
-    t_inv, r_inv = invert_pair(harness, model, pos, neg, tgt, ref, args.steps, 3.5, args.skip, "ddim_uniform")
-    masks = object_masks(harness, args.size)
-    start = harness.pack_module("engine.sampling").latent_out(model, t_inv.start_latent())
+    t_inv, r_inv = invert_pair(host, model, pos, neg, tgt, ref, args.steps, 3.5, args.skip, "ddim_uniform")
+    masks = object_masks(host, args.size)
+    start = host.pack_module("engine.backends.sampling").latent_out(model, t_inv.start_latent())
 
     def plain():
         return comfy.sample.sample(model, torch.randn_like(start), args.steps, args.cfg, "ddpm", "ddim_uniform", pos,
                                    neg, start, start_step=args.skip, seed=0, disable_pbar=True)
 
-    m_on, m_off = (patched_model(harness, model, t_inv, r_inv, masks, s) for s in (1.0, 0.0))
+    m_on, m_off = (patched_model(host, model, t_inv, r_inv, masks, s) for s in (1.0, 0.0))
     rows = measure_rows([
         ("plain sampling (KSampler, ddpm)", plain),
         ("transfer, strength 0 (loop only)", lambda: transfer(m_off, pos, neg, args.cfg)),

@@ -54,7 +54,7 @@ def _clip(frames: int, n: int, seed: int, shift: int = 0) -> torch.Tensor:
     return torch.stack([wide[..., start - shift * f: start - shift * f + n] for f in range(frames)], dim=2)
 
 
-def _masks(harness, size: int, frames_px: int, shift_px: int):
+def _masks(host, size: int, frames_px: int, shift_px: int):
     """One object: a centred square that moves with the content (``shift_px`` pixels per video frame)."""
     m = torch.zeros(frames_px, size, size)
     for f in range(frames_px):
@@ -62,16 +62,16 @@ def _masks(harness, size: int, frames_px: int, shift_px: int):
         m[f, size // 4: 3 * size // 4, max(0, x0): max(0, x0 + size // 2)] = 1
     ref = torch.zeros(1, size, size)
     ref[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
-    return harness.pack_module("matching").ObjectMasks.of_frames(m[None], ref)
+    return host.pack_module("matching").ObjectMasks.of_frames(m[None], ref)
 
 
-def cost(args, harness, model, pos, neg):
+def cost(args, host, model, pos, neg):
     import comfy.sample
 
-    invert = harness.pack_module("engine.invert").invert
-    transfer = harness.pack_module("engine.transfer").transfer
-    make_plan = harness.pack_module("engine.plan").make_plan
-    patch_model = harness.pack_module("engine.install").patch_model
+    invert = host.pack_module("engine.backends.invert").invert
+    transfer = host.pack_module("engine.backends.sample").transfer
+    make_plan = host.pack_module("engine.patch.plan").make_plan
+    patch_model = host.pack_module("engine.patch.install").patch_model
     n = args.size // 8
     print(f"\nCost, Wan {args.preset}, {args.size}x{args.size}, {args.steps} steps from step {args.skip}, cfg {args.cfg}, "
           f"{machine(args.device)}\n")
@@ -82,7 +82,7 @@ def cost(args, harness, model, pos, neg):
         t_inv = invert(model, pos, neg, tgt, args.steps, args.cfg, "ddpm_edit_friendly", args.skip, "simple")
         r_inv = invert(model, pos, neg, ref, args.steps, args.cfg, "ddpm_edit_friendly", args.skip, "simple", seed=1)
         patched = patch_model(model, make_plan(model, t_inv, r_inv))
-        start = harness.pack_module("engine.sampling").latent_out(model, t_inv.start_latent())
+        start = host.pack_module("engine.backends.sampling").latent_out(model, t_inv.start_latent())
 
         def plain(start=start):
             return comfy.sample.sample(model, torch.randn_like(start), args.steps, args.cfg, "euler", "simple", pos,
@@ -103,19 +103,19 @@ def cost(args, harness, model, pos, neg):
               f"{t_invert:.2f} | {t_invert / t_plain:.2f} | {pm.peak / 2**20:.0f} |")
 
 
-def flicker(args, harness, model, pos, neg):
-    invert = harness.pack_module("engine.invert").invert
-    transfer = harness.pack_module("engine.transfer").transfer
-    make_plan = harness.pack_module("engine.plan").make_plan
-    patch_model = harness.pack_module("engine.install").patch_model
-    dit = harness.pack_module("engine.dit")
+def flicker(args, host, model, pos, neg):
+    invert = host.pack_module("engine.backends.invert").invert
+    transfer = host.pack_module("engine.backends.sample").transfer
+    make_plan = host.pack_module("engine.patch.plan").make_plan
+    patch_model = host.pack_module("engine.patch.install").patch_model
+    dit = host.pack_module("engine.patch.dit")
     frames, n = args.flicker_frames, args.size // 8
     shift = 2  # latent pixels per latent frame: one token of Wan's 2x2 patches
     tgt, ref = _clip(frames, n, 3, shift=shift), _clip(1, n, 4)
-    masks = _masks(harness, args.size, 4 * (frames - 1) + 1, shift * 8 // 4)
+    masks = _masks(host, args.size, 4 * (frames - 1) + 1, shift * 8 // 4)
     t_inv = invert(model, pos, neg, tgt, args.steps, args.cfg, "ddpm_edit_friendly", args.skip, "simple")
     r_inv = invert(model, pos, neg, ref, args.steps, args.cfg, "ddpm_edit_friendly", args.skip, "simple", seed=1)
-    stride = harness.pack_module("engine.plan").VAE_FRAME_STRIDE["wan"]
+    stride = host.pack_module("engine.models.families").FAMILIES["wan"].frame_stride
     per_frame = masks.target_frames(frames, stride)  # [1, F, H, W]
     obj = torch.nn.functional.interpolate(per_frame, size=(n, n), mode="bilinear", align_corners=False)[0] > 0.5
     motion = _colour_change(tgt, obj)
@@ -127,7 +127,7 @@ def flicker(args, harness, model, pos, neg):
     still = patch_model(model, make_plan(model, t_inv, r_inv, masks, strength=0.0))
     out, _ = transfer(still, pos, neg, args.cfg, ending="exact")
     print(f"| no transfer (strength 0) | – | – | {_colour_change(out, obj) / motion:.2f} | {(out - tgt).abs().mean():.3f} |")
-    for mode in harness.pack_module("engine.plan").VIDEO_MATCHING:
+    for mode in host.pack_module("engine.patch.plan").VIDEO_MATCHING:
         patched = patch_model(model, make_plan(model, t_inv, r_inv, masks, video_matching=mode))
         seen = []
         real = dit.match_sources
@@ -143,10 +143,72 @@ def flicker(args, harness, model, pos, neg):
         finally:
             dit.match_sources = real
         changes = [_corr_flicker(src, grid, frames) for grid, src in seen]
-        blocks = len(patched.model_options[harness.pack_module("engine.install").PLAN_KEY].settings.layers)
+        blocks = len(patched.model_options[host.pack_module("engine.patch.install").PLAN_KEY].settings.layers)
         last = changes[-blocks:]
         print(f"| {mode} | {sum(changes) / len(changes):.3f} | {sum(last) / len(last):.3f} | "
               f"{_colour_change(out, obj) / motion:.2f} | {(out - tgt).abs().mean():.3f} |")
+
+
+NOISE_RULES = ("per frame", "shared by the frames", "ddim")
+
+
+def stillness(args, host, model, pos, neg, seeds=(0, 1, 2)):
+    """Frame-to-frame change of the output on a still clip (every frame the same) and on the moving clip, per
+    inversion (edit-friendly with noise drawn per frame, with one draw shared by the frames, or ddim) and per
+    video_matching; mean over ``seeds`` (of the clips' content). Still clip: the largest frame-to-frame change of
+    any latent value, and its mean over the object (0: the clip stays still); the transfer's own size: the mean
+    change against the target. Moving clip: the colour flicker of :func:`flicker`."""
+    inversion = host.pack_module("inversion")
+    invert = host.pack_module("engine.backends.invert").invert
+    transfer = host.pack_module("engine.backends.sample").transfer
+    make_plan = host.pack_module("engine.patch.plan").make_plan
+    patch_model = host.pack_module("engine.patch.install").patch_model
+    modes = host.pack_module("engine.patch.plan").VIDEO_MATCHING
+    frames, n = args.flicker_frames, args.size // 8
+    shift = 2
+    masks_still = _masks(host, args.size, 4 * (frames - 1) + 1, 0)
+    masks_moving = _masks(host, args.size, 4 * (frames - 1) + 1, shift * 8 // 4)
+    stride = host.pack_module("engine.models.families").FAMILIES["wan"].frame_stride
+
+    def obj_of(masks):
+        per_frame = masks.target_frames(frames, stride)
+        return torch.nn.functional.interpolate(per_frame, size=(n, n), mode="bilinear", align_corners=False)[0] > 0.5
+
+    rows = {}
+    for seed in seeds:
+        still = _clip(1, n, 10 + seed).expand(-1, -1, frames, -1, -1).contiguous()
+        moving = _clip(frames, n, 20 + seed, shift=shift)
+        ref = _clip(1, n, 30 + seed)
+        for rule in NOISE_RULES:
+            method = "ddim" if rule == "ddim" else "ddpm_edit_friendly"
+            noise = inversion.frame_shared_noise if rule == "shared by the frames" else inversion.independent_noise
+            r_inv = invert(model, pos, neg, ref, args.steps, args.cfg, method, args.skip, "simple", seed=1)
+            for clip_name, tgt, masks in (("still", still, masks_still), ("moving", moving, masks_moving)):
+                t_inv = invert(model, pos, neg, tgt, args.steps, args.cfg, method, args.skip, "simple", noise=noise)
+                obj = obj_of(masks)
+                for mode in modes:
+                    patched = patch_model(model, make_plan(model, t_inv, r_inv, masks, video_matching=mode))
+                    out, _ = transfer(patched, pos, neg, args.cfg, ending="exact")
+                    step = (out[:, :, 1:] - out[:, :, :-1]).abs()
+                    key = (rule, mode)
+                    acc = rows.setdefault(key, {"largest": [], "mean": [], "change": [], "moving": []})
+                    if clip_name == "still":
+                        acc["largest"].append(float(step.max()))
+                        acc["mean"].append(float(step[0].permute(1, 2, 3, 0)[obj[1:]].mean()))
+                        acc["change"].append(float((out - tgt).abs().mean()))
+                    else:
+                        acc["moving"].append(_colour_change(out, obj) / _colour_change(tgt, obj))
+    print(f"\nStill and moving clips, Wan {args.preset}, {frames} latent frames, {args.size}x{args.size}, "
+          f"{args.steps} steps ({args.skip} skipped), CFG {args.cfg:g}, mean of {len(seeds)} clips\n")
+    print("| inversion | video_matching | still clip: largest frame-to-frame change | mean over the object | "
+          "transfer's change vs target | moving clip: colour flicker (vs the clip's own) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (rule, mode), acc in rows.items():
+        mean = {k: sum(v) / len(v) for k, v in acc.items()}
+        label = rule if rule == "ddim" else f"edit-friendly, noise {rule}"
+        print(f"| {label} | {mode} | {mean['largest']:.3f} | {mean['mean']:.4f} | {mean['change']:.3f} | "
+              f"{mean['moving']:.2f} |")
+    return rows
 
 
 def _corr_flicker(src: torch.Tensor, grid, frames: int) -> float:
@@ -215,19 +277,21 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--memory-only", action="store_true")
-    ap.add_argument("--only", choices=("flicker", "cost"), help="run one of the two measurements")
+    ap.add_argument("--only", choices=("flicker", "cost", "still"), help="run one of the measurements")
     args = ap.parse_args()
     memory_table()
     if args.memory_only:
         return
-    harness = setup(args.device)
+    host = setup(args.device)
     model = build_wan(args.preset, args.device)
     g = torch.Generator().manual_seed(0)
     pos, neg = ([[torch.randn(1, 32, 4096, generator=g), {}]] for _ in range(2))
-    if args.only != "cost":
-        flicker(args, harness, model, pos, neg)
-    if args.only != "flicker":
-        cost(args, harness, model, pos, neg)
+    if args.only in (None, "still"):
+        stillness(args, host, model, pos, neg)
+    if args.only in (None, "flicker"):
+        flicker(args, host, model, pos, neg)
+    if args.only in (None, "cost"):
+        cost(args, host, model, pos, neg)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
+if str(REPO / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts"))  # e4e_headless: the one rule for finding ComfyUI and the pack
 
 # model presets: SD1.5 block layout; "sd15" has SD1.5's real widths (860 M parameters, random weights)
 PRESETS = {
@@ -41,10 +41,10 @@ def toy_parser(doc: str, pairs: int):
     """The options the toy-world benchmarks share: which trained toy, and which held-out creatures."""
     import argparse
 
-    from fixtures.toy_world.train import pattern_arg
+    from toy_tools.train import pattern_arg
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--family", choices=("sd15", "flux"), default="sd15")
+    ap.add_argument("--family", choices=("sd1", "flux"), default="sd1")
     ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
     ap.add_argument("--pairs", type=int, default=pairs)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
@@ -58,10 +58,7 @@ def toy_and_pairs(args):
     """``(toy, (reference, target))``: the toy model of ``toy_parser``'s options, on the host found as the demo
     finds it, and its held-out pairs, drawn in the world it was trained on."""
     torch.set_num_threads(args.threads)
-    from fixtures.toy_world.host import setup_comfyui
-
-    setup_comfyui()
-    from fixtures.toy_world import models, world
+    from toy_tools import models, world
 
     toy = models.load(args.family, path=args.weights)
     pattern = toy.pattern if args.pattern is None else args.pattern
@@ -69,13 +66,12 @@ def toy_and_pairs(args):
 
 
 def setup(device: str):
-    import harness
+    """ComfyUI's core (on the CPU when there is no GPU, else ComfyUI picks the GPU) and the pack: the host module
+    (``e4e_headless.host``: ``pack_module``, ``load_pack``)."""
+    from e4e_headless import host
 
-    if device == "cpu":
-        harness.setup_host()
-    else:  # let ComfyUI pick the GPU
-        import comfy.model_management  # noqa: F401
-    return harness
+    host.setup_comfyui()
+    return host
 
 
 def build(preset: str, device: str, dtype=torch.float32):
@@ -156,24 +152,24 @@ def machine(device: str) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def object_masks(harness, size: int):
+def object_masks(host, size: int):
     """One object: the centre of the image (an eighth of the side kept as background all round)."""
     mask = torch.zeros(size, size)
     mask[size // 8: -size // 8, size // 8: -size // 8] = 1
-    return harness.pack_module("matching").ObjectMasks(mask[None], mask[None])
+    return host.pack_module("matching").ObjectMasks(mask[None], mask[None])
 
 
-def invert_pair(harness, model, pos, neg, tgt, ref, steps: int, cfg: float, skip: int, scheduler: str):
+def invert_pair(host, model, pos, neg, tgt, ref, steps: int, cfg: float, skip: int, scheduler: str):
     """Edit-friendly inversions of a target and a reference latent."""
-    invert = harness.pack_module("engine.invert").invert
+    invert = host.pack_module("engine.backends.invert").invert
     return (invert(model, pos, neg, tgt, steps, cfg, "ddpm_edit_friendly", skip, scheduler),
             invert(model, pos, neg, ref, steps, cfg, "ddpm_edit_friendly", skip, scheduler, seed=1))
 
 
-def patched_model(harness, model, target, reference, masks, strength: float = 1.0):
+def patched_model(host, model, target, reference, masks, strength: float = 1.0):
     """Semantic Match Patch's clone of ``model`` (default layers and window)."""
-    plan = harness.pack_module("engine.plan").make_plan(model, target, reference, masks, strength=strength)
-    return harness.pack_module("engine.install").patch_model(model, plan)
+    plan = host.pack_module("engine.patch.plan").make_plan(model, target, reference, masks, strength=strength)
+    return host.pack_module("engine.patch.install").patch_model(model, plan)
 
 
 def measure_rows(runs, device: str, repeats: int) -> list[tuple[str, float, int]]:

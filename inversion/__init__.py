@@ -3,7 +3,7 @@ a ``denoise(x, sigma)`` callable)."""
 
 from .ddim import invert_ddim, sample_ddim
 from .edit_friendly import invert_edit_friendly, sample_edit_friendly, wide_dtype
-from .noise import independent_noise
+from .noise import frame_shared_noise, independent_noise
 from .steps import ancestral_sigmas, euler_step, posterior_mean
 from .trajectory import METHODS, Inversion, ModelFingerprint
 
@@ -13,6 +13,7 @@ __all__ = [
     "ModelFingerprint",
     "ancestral_sigmas",
     "euler_step",
+    "frame_shared_noise",
     "independent_noise",
     "invert_ddim",
     "invert_edit_friendly",

@@ -43,3 +43,18 @@ def independent_noise(x0: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(image_seed(seed, x0[b]))
         per_image.append(torch.randn((steps, *x0.shape[1:]), generator=gen, dtype=torch.float32))
     return torch.stack(per_image, dim=1)
+
+
+def frame_shared_noise(x0: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
+    """As :func:`independent_noise`, but a video latent ``[B, C, T, H, W]`` gets one draw ``[steps, B, C, 1, H, W]``
+    for all its frames (each image still its own, seeded by its whole clip): where the clip stands still, every
+    frame's noisy trajectory is the same, so the inversion adds no frame-to-frame change of its own. Image latents
+    ``[B, C, H, W]`` get :func:`independent_noise` itself."""
+    if x0.ndim != 5:
+        return independent_noise(x0, steps, seed)
+    per_image = []
+    for b in range(x0.shape[0]):
+        gen = torch.Generator().manual_seed(image_seed(seed, x0[b]))
+        one = torch.randn((steps, x0.shape[1], 1, *x0.shape[3:]), generator=gen, dtype=torch.float32)
+        per_image.append(one.expand(-1, -1, x0.shape[2], -1, -1))
+    return torch.stack(per_image, dim=1).contiguous()

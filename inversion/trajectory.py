@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -55,6 +54,9 @@ class Inversion:
     fingerprint: ModelFingerprint
     scheduler: str = "normal"
     flow: bool = False  # rectified flow (Flux, SD3): x = (1 - sigma) x0 + sigma noise, rectified-flow steps
+    asked_steps: int | None = None  # the steps the schedule was asked for (some schedulers give one more or less)
+    # the steps' sigmas (float64, CPU) and their logs, looked up at every model call; made once, here
+    _step_sigmas: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -63,6 +65,8 @@ class Inversion:
             raise ValueError("latents: one latent per sigma expected")
         if not 0 <= self.start_step < self.steps:
             raise ValueError(f"start_step: {self.start_step} outside 0..{self.steps - 1}")
+        s = self.sigmas[:-1].detach().cpu().double().clamp(min=1e-8)
+        self._step_sigmas = (s, s.log())
 
     @property
     def steps(self) -> int:
@@ -89,11 +93,11 @@ class Inversion:
         i = int(torch.argmin((log_s - math.log(target)).abs()))
         return i, abs(float(s[i]) - target) / target
 
-    @cached_property
-    def _step_sigmas(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sigmas of the steps (float64, CPU) and their logs; computed once, looked up at every UNet call."""
-        s = self.sigmas[:-1].detach().cpu().double().clamp(min=1e-8)
-        return s, s.log()
+    def stock_sampler_advice(self) -> str:
+        """How to sample this inversion with a stock sampler (KSamplerAdvanced): the inputs to set, as the user
+        types them (the ``steps`` the schedule was asked for, which the sampler asks for again)."""
+        steps = self.asked_steps if self.asked_steps is not None else self.steps
+        return f"Sample with steps={steps}, scheduler={self.scheduler}, start_at_step={self.start_step}"
 
     def select(self, index: int) -> Inversion:
         """The inversion of one image of the batch."""

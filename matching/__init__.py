@@ -12,6 +12,7 @@ from .correspondence_pictures import (
     position_colors,
     reference_palette,
 )
+from .massive import keep_ordinary_channels
 from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens
 from .object_masks import ObjectMasks, fit_masks
 from .rearrange import rearrange
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "match_tokens",
     "match_objects",
+    "keep_ordinary_channels",
     "mask_to_tokens",
     "rearrange",
     "masked_adain",

@@ -127,7 +127,12 @@ class ObjectMasks:
             first, rest = self.per_frame[:, :1], self.per_frame[:, 1:]
             rest = rest.reshape(rest.shape[0], frames - 1, stride, *rest.shape[-2:]).amax(dim=2)
             return torch.cat([first, rest], dim=1)
-        video = f"{stride * (frames - 1) + 1} frames, {frames} latent frames" if frames > 1 else "an image"
+        if frames == 1:  # an image: more target masks than reference masks is a missing reference mask
+            k = self.per_frame.shape[0]
+            raise ValueError(f"reference_mask: {k * f} target masks but {k} reference mask(s), and the target is an "
+                             f"image: give one reference mask per object (each target mask is an object), in the "
+                             "same order as target_mask")
+        video = f"{stride * (frames - 1) + 1} frames, {frames} latent frames"
         raise ValueError(f"target_mask: {f} masks per object, but the target is {video}; give one mask per frame, "
                          "one per latent frame, or one mask for all frames")
 
@@ -142,7 +147,9 @@ class ObjectMasks:
             )
         return self.ref_ids
 
-    def check_aspect(self, latent_hw: tuple[int, int], which: str):
+    def check_aspect(self, latent_hw: tuple[int, int], which: str, stride: int = 8):
+        """Refuse masks whose aspect does not fit a latent of ``latent_hw`` (``stride`` image pixels per latent
+        pixel: the VAE's, for the message)."""
         stack = self.target if which == "target" else self.reference
         h, w = stack.shape[-2:]
         if (h, w) == (1, 1):
@@ -150,7 +157,7 @@ class ObjectMasks:
         lh, lw = latent_hw
         if abs(h / w - lh / lw) > 0.02 * (lh / lw) + 1.0 / min(lh, lw):
             raise ValueError(
-                f"{which}_mask: mask of {w}x{h} does not fit the {which} image ({lw * 8}x{lh * 8}); use masks made "
+                f"{which}_mask: mask of {w}x{h} does not fit the {which} image ({lw * stride}x{lh * stride}); use masks made "
                 f"from the {which} image, or set Load Masks' width/height/crop to the ImageScale settings used "
                 "for the images"
             )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..engine import correspondence
-from ..engine import defaults as authors
-from ..engine.checks import finite
-from ..engine.transfer import ENDINGS, transfer
+from ..engine.backends.checks import finite
+from ..engine.backends.pictures import pictures, viewer_entries
+from ..engine.backends.sample import ENDINGS, transfer
+from ..engine.models import defaults as authors
 from .types import CATEGORY
 
 
@@ -50,11 +50,8 @@ class AppearanceTransferSampler:
                target_image=None, reference_image=None):
         finite(cfg=cfg, adain_start_percent=adain_start_percent)
         samples, run = transfer(model, positive, negative, cfg, adain, adain_start_percent, ending)
-        plan = run.plan
-        h, w = plan.target.latent_shape[-2:]
-        pictures = correspondence.pictures(run.correspondence, plan.n_refs, plan.target.batch, (h * 8, w * 8))
-        out = {"result": ({"samples": samples}, pictures)}
-        entries = correspondence.viewer_entries(run.correspondence, plan.n_refs, target_image, reference_image)
+        out = {"result": ({"samples": samples}, pictures(run))}
+        entries = viewer_entries(run, target_image, reference_image)
         if entries:
             out["ui"] = {"e4e_correspondence": entries}
         return out

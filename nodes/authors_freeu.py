@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..engine import defaults as authors
-from ..engine.checks import finite
-from ..engine.freeu import apply_authors_freeu
+from ..engine.backends.checks import finite
+from ..engine.backends.freeu import apply_authors_freeu
+from ..engine.models import defaults as authors
 from .types import CATEGORY
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import comfy.samplers
 
-from ..engine import defaults as authors
-from ..engine.checks import finite
-from ..engine.invert import invert, start_for_stock_samplers
-from ..engine.sampling import latent_out
+from ..engine.backends.checks import finite
+from ..engine.backends.invert import invert, start_for_stock_samplers
+from ..engine.backends.sampling import latent_out
+from ..engine.models import defaults as authors
+from ..engine.models.families import family_names
 from ..inversion import METHODS
 from .types import CATEGORY, INVERSION
 
@@ -35,7 +36,7 @@ class DDIMInvertReference:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model the transfer will sample with (SD1.x, SD2.x, SDXL, Flux.1, SD3, Qwen-Image or Wan text-to-video)."}),
+                "model": ("MODEL", {"tooltip": f"The model the transfer will sample with ({family_names(last='or')})."}),
                 "positive": ("CONDITIONING", {"tooltip": "Prompt used during inversion; the authors use 'A photo of a {domain}'."}),
                 "latent": ("LATENT", {"tooltip": "The image latent to invert (VAE Encode of the reference or the target). Wan: the target video's latent (VAE Encode of its frames); the reference one image or a video of the same length."}),
                 "steps": ("INT", {"default": authors.STEPS, "min": 2, "max": 1000, "tooltip": "Sampling steps of the whole schedule (authors: 100). The sampler must use the same steps and scheduler."}),

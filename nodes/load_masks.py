@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from ..engine.mask_files import files_signature
-from ..engine.masks_input import load_masks, preview
-from ..engine.previews import save_preview
+from ..engine.backends.mask_files import files_signature
+from ..engine.backends.masks import load_masks, preview
+from ..engine.backends.previews import save_preview
 from .types import CATEGORY, MASKS
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from ..engine import defaults as authors
-from ..engine.checks import finite
-from ..engine.family import attention_blocks
-from ..engine.install import patch_model
-from ..engine.layers import CUSTOM_DEFAULT, GRAMMAR, LAYER_PRESETS
-from ..engine.plan import VIDEO_MATCHING, make_plan
+from ..engine.backends.checks import finite
+from ..engine.models import defaults as authors
+from ..engine.models.blocks import attention_blocks
+from ..engine.models.families import family_keys, family_names
+from ..engine.models.layers import CUSTOM_DEFAULT, GRAMMAR, LAYER_PRESETS, MATCH_AUTO
+from ..engine.patch.install import patch_model
+from ..engine.patch.plan import VIDEO_MATCHING, make_plan
 from .types import CATEGORY, INVERSION, MASKS
 
 MAX_EXTRA_REFERENCES = 3
+DIT_NAMES, UNET_NAMES = family_names(family_keys("dit")), family_names(family_keys("unet"))
 
 
 class SemanticMatchPatch:
@@ -35,16 +37,17 @@ class SemanticMatchPatch:
         for i in range(2, 2 + MAX_EXTRA_REFERENCES):
             optional[f"reference_{i}"] = (INVERSION, {"tooltip": f"Reference number {i} (for several objects from several references; see Load Masks' reference_of_object). Must have the target's size, steps and scheduler."})
         optional["video_matching"] = (list(VIDEO_MATCHING), {"default": VIDEO_MATCHING[0], "tooltip": "Video (Wan): per frame matches every frame against the reference on its own (the paper's rule, frame by frame); anchor frame matches the first frame and lets every other token take the match of its nearest first-frame token of the same object (a part keeps its reference part: least flicker); whole clip matches every token against all the reference's frames. Images ignore it."})
+        optional["match_block"] = ("STRING", {"default": MATCH_AUTO, "tooltip": f"Diffusion transformers ({DIT_NAMES}): the one block whose features find each step's correspondence, which every rewritten block then uses (the same target token takes the same reference token everywhere). auto: the block at half the depth (Flux.1 single.9, as DiTF; SD3.5 Large double.19, Qwen-Image double.30, Wan 1.3B double.15); a block like 'single.9' or 'double.12'; 'each layer': every rewritten block matches on its own features. UNets ({UNET_NAMES}) always match at every rewritten layer on its own features, the paper's rule: leave auto."})
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model to patch (SD1.x, SD2.x, SDXL, Flux.1, SD3, Qwen-Image or Wan text-to-video); the same one the images were inverted with."}),
+                "model": ("MODEL", {"tooltip": f"The model to patch ({family_names(last='or')}); the same one the images were inverted with."}),
                 "reference": (INVERSION, {"tooltip": "Inversion of the reference image(s): the appearance. A batch of several references counts as references 1..R."}),
                 "target": (INVERSION, {"tooltip": "Inversion of the target image: the structure. Its schedule and start step drive the patch."}),
                 "layers": (list(LAYER_PRESETS), {"default": "auto", "tooltip": "Attention blocks that match and inject. auto: output 6-11 for SD1/SD2 (the paper's six layers), output 0-5 for SDXL, Stable Flow's vital layers for Flux (double 0, 1, 17, 18, single 6, 9, 34, 35, 37), the second half of the blocks for SD3, Qwen-Image and Wan."}),
                 "custom_layers": ("STRING", {"default": CUSTOM_DEFAULT, "multiline": False, "e4e_grammar": GRAMMAR, "tooltip": "Used when layers is 'custom': blocks like 'output.6-11, output.3' (UNet) or 'double.0-1, single.34-37' (Flux; SD3, Qwen-Image and Wan blocks are 'double')."}),
                 "start_percent": ("FLOAT", {"default": authors.START_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where in the sampled steps matching starts. 0.16 reproduces the authors' code exactly: structure injection at step 11 of 68, matching from step 12 (their config says 10; their step counter lags one step)."}),
                 "end_percent": ("FLOAT", {"default": authors.END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Where matching ends (authors: the last step, 1.0)."}),
-                "structure_every": ("INT", {"default": authors.STRUCTURE_EVERY, "min": 0, "max": 100, "tooltip": "Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5); on the diffusion transformers (Flux, SD3, Qwen-Image, Wan) every row takes the target's own queries and keys instead (no negative branch needed). 0 turns it off."}),
+                "structure_every": ("INT", {"default": authors.STRUCTURE_EVERY, "min": 0, "max": 100, "tooltip": f"Every n-th step from start_percent injects the target's own features into the unconditional branch instead of matching (authors: 5); on the diffusion transformers ({DIT_NAMES}) every row takes the target's own queries and keys instead (no negative branch needed). 0 turns it off."}),
                 "structure_end_percent": ("FLOAT", {"default": authors.STRUCTURE_END_PERCENT, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Structure injection only before this point (0.60: the authors' last structure step is 36 of 68)."}),
                 "strength": ("FLOAT", {"default": authors.STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "1 replaces target features by the matched reference features (the paper); lower blends; 0 disables the patch entirely."}),
             },
@@ -52,15 +55,19 @@ class SemanticMatchPatch:
         }
 
     def patch(self, model, reference, target, layers, custom_layers, start_percent, end_percent, structure_every,
-              structure_end_percent, strength, masks=None, video_matching=VIDEO_MATCHING[0], **extra):
+              structure_end_percent, strength, masks=None, video_matching=VIDEO_MATCHING[0], match_block=MATCH_AUTO,
+              **extra):
         finite(start_percent=start_percent, end_percent=end_percent, structure_end_percent=structure_end_percent,
                strength=strength)
         extra_refs = [extra.get(f"reference_{i}") for i in range(2, 2 + MAX_EXTRA_REFERENCES)]
         plan = make_plan(model, target, reference, masks, extra_refs, layers, custom_layers, start_percent,
-                         end_percent, structure_every, structure_end_percent, strength, video_matching)
+                         end_percent, structure_every, structure_end_percent, strength, video_matching, match_block)
         window = plan.window()
-        ui = {"e4e_model": [{"family": plan.family,
+        matcher = plan.settings.match_block
+        ui = {"e4e_model": [{"family": plan.family.key,
                              "layers": [f"{b}.{i}" for b, i in plan.settings.layers],
-                             "blocks": sorted(f"{b}.{i}" for b, i in attention_blocks(model)),
+                             "match_block": f"{matcher[0]}.{matcher[1]}" if matcher else "",
+                             "blocks": sorted(f"{b}.{i}" for b, i in attention_blocks(plan.family,
+                                                                                      model.model.diffusion_model)),
                              "steps": list(window) if window else []}]}
         return {"ui": ui, "result": (patch_model(model, plan),)}

@@ -1,9 +1,9 @@
 """The toy world in the graph: the bundled toy models and generated creatures, so that a transfer runs in the
-editor (or headless) with no checkpoint at all. See fixtures/toy_world/CARD.md for what the models are."""
+editor (or headless) with no checkpoint at all. See toy_world/weights/CARD.md for what the models are."""
 
 from __future__ import annotations
 
-from ..fixtures.toy_world import models, world
+from ..toy_world import models, world
 from .types import CATEGORY
 
 TOY_VAE = "E4E_TOY_VAE"
@@ -26,8 +26,8 @@ class ToyModel:
 
     @classmethod
     def INPUT_TYPES(cls):
-        bundled = [f for f in models.FAMILIES if models.weights_path(f).is_file()] or ["sd15"]
-        return {"required": {"family": (bundled, {"default": "sd15", "tooltip": "sd15: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is no better than chance. README, The toy world."})}}
+        bundled = [f for f in models.FAMILIES if models.weights_path(f).is_file()] or ["sd1"]
+        return {"required": {"family": (bundled, {"default": "sd1", "tooltip": "sd1: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is no better than chance. README, The toy world."})}}
 
     def load(self, family):
         import comfy.model_management

@@ -9,7 +9,7 @@ references face right, the targets face left, with their own colours and backgro
 creatures (one per half), so the same files serve every workflow: one object mask covers both, the numbered
 masks one each. Copy the files into ComfyUI/input/ to open a workflow in the editor and run it as it is.
 
-Needs torch and Pillow (any Python with them; no ComfyUI). fixtures/toy_world/world.py is loaded by path.
+Needs torch and Pillow (any Python with them; no ComfyUI). toy_world/world.py is loaded by path.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SEED = 2406_07008
 
 
 def _world():
-    spec = importlib.util.spec_from_file_location("e4e_toy_world", REPO / "fixtures" / "toy_world" / "world.py")
+    spec = importlib.util.spec_from_file_location("e4e_toy_world", REPO / "toy_world" / "world.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)

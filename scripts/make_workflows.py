@@ -513,7 +513,7 @@ def toy_world(specs: dict) -> Graph:
               "(bundled): the target creature keeps its shape and pose and takes the reference's colours part by "
               "part (head from head, wing from wing). Change the seed for another pair. The authors' settings, "
               "no FreeU (the toy model was trained without it).", specs)
-    toy = g.add("E4EToyModel", "Toy model", 0, family="sd15")
+    toy = g.add("E4EToyModel", "Toy model", 0, family="sd1")
     pair = g.add("E4EToyCreatures", "Toy creatures", 1)  # the node's default pair
     g.group("Model, images", toy, pair)
     masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=0, height=0,

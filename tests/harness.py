@@ -1,8 +1,9 @@
 """Test harness: a full ComfyUI on the CPU, the pack loaded as a package, tiny random-weight models.
 
-The ComfyUI is found by the pack's one rule (``fixtures/toy_world/host.py``): ``COMFYUI_PATH``, else the ComfyUI
-this repository is installed in (``ComfyUI/custom_nodes/<pack>``), else the copy ``scripts/run_tests.sh`` made
-in ``.comfyui/``.
+The ComfyUI is found by the pack's one rule (``scripts/e4e_headless/host.py``): ``COMFYUI_PATH``, else the
+ComfyUI this repository is installed in (``ComfyUI/custom_nodes/<pack>``), else the copy ``scripts/run_tests.sh``
+made in ``.comfyui/``. The repository root is never left on ``sys.path`` (``python -m pytest`` puts it there):
+its ``nodes/`` would shadow ComfyUI's ``nodes`` module.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "eye_for_an_eye"
-if str(REPO) not in sys.path:
-    sys.path.append(str(REPO))  # fixtures.toy_world (the toy world and the ComfyUI finder)
+for _extra in (REPO / "scripts", REPO / "bench"):  # e4e_headless (the ComfyUI finder), toy_tools (the toy world's)
+    if str(_extra) not in sys.path:
+        sys.path.append(str(_extra))
 
-from fixtures.toy_world.host import find_comfyui, setup_comfyui  # noqa: E402
-from fixtures.toy_world.host import load_pack as host_load_pack  # noqa: E402
+from e4e_headless.host import find_comfyui, setup_comfyui  # noqa: E402
+from e4e_headless.host import load_pack as host_load_pack  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _one_step(model, x, conds):
 
 
 def test_patched_forward_equals_the_transcribed_formula(unet15):
-    freeu = pack_module("engine.freeu")
+    freeu = pack_module("engine.backends.freeu")
     conds = tiny_models.sd15_conds()
     x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
     patched = freeu.apply_authors_freeu(unet15, B1, B2, S1, S2)
@@ -84,7 +84,7 @@ def test_patched_forward_equals_the_transcribed_formula(unet15):
 
 def _patch_fn(unet15):
     unet = unet15.model.diffusion_model
-    return pack_module("engine.freeu").authors_freeu_patch(unet, B1, B2, S1, S2, 1), unet.model_channels
+    return pack_module("engine.backends.freeu").authors_freeu_patch(unet, B1, B2, S1, S2, 1), unet.model_channels
 
 
 def test_only_stage_entries_with_those_widths_change(unet15):
@@ -124,7 +124,7 @@ def test_input_model_untouched_and_bypass_removes_it(unet15):
 
 
 def test_inversion_and_patch_must_agree_on_freeu(unet15):
-    freeu = pack_module("engine.freeu")
+    freeu = pack_module("engine.backends.freeu")
     c = kit.conds()
     with_freeu = freeu.apply_authors_freeu(unet15, B1, B2, S1, S2)
     target = kit.invert(with_freeu, kit.latent(1), c)
@@ -138,7 +138,7 @@ def test_inversion_and_patch_must_agree_on_freeu(unet15):
 
 
 def test_freeu_needs_a_unet(sdxl):
-    freeu = pack_module("engine.freeu")
+    freeu = pack_module("engine.backends.freeu")
     assert freeu.stage_entries(sdxl.model.diffusion_model) == {0, 3, 6}
     import types
 

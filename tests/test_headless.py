@@ -866,7 +866,7 @@ def test_pip_install_gives_the_e4e_run_command(tmp_path):
     if int(setuptools.__version__.split(".")[0]) < 68:
         pytest.skip(f"setuptools {setuptools.__version__} is older than the build needs (68)")
     src = tmp_path / "src"  # a copy: building in the repository would leave build/ and *.egg-info there
-    for name in ("pyproject.toml", "README.md", "LICENSE", "engine/__init__.py", "engine/defaults.py"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "engine/models/defaults.py", "engine/models/families.py"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(es.REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -68,7 +68,7 @@ def test_an_inversion_of_another_model_variant_is_refused_by_name(sd15, variant,
 
 def test_clones_and_the_packs_own_patches_keep_the_variant(sd15, invs):
     """ComfyUI clones models all the time; the patch's own wrappers and attention patch are not a variant."""
-    fp = pack_module("engine.family").fingerprint
+    fp = pack_module("engine.models.variant").fingerprint
     patched = kit.patch(sd15, invs["target"], invs["reference"])
     assert fp(sd15.clone()) == fp(sd15) == fp(patched) == fp(patched.clone())
 
@@ -85,6 +85,7 @@ def test_sampling_writes_nothing_into_the_plan_and_each_run_has_its_own(sd15, in
     plan = kit.plan(patched)
     before = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
     before_dict = dict(vars(plan))
+    values = [(t, t.clone()) for t in _plan_tensors(plan)]
     a_out, a_run = kit.sample_run(patched, invs["c"])
     a_src = a_run.correspondence.src.clone()
     b_out, b_run = kit.sample_run(patched.clone(), invs["c"], cfg=1.0)  # another sampler, another cfg
@@ -92,14 +93,15 @@ def test_sampling_writes_nothing_into_the_plan_and_each_run_has_its_own(sd15, in
     assert not torch.equal(a_out, b_out)
     assert torch.equal(a_run.correspondence.src, a_src)
     assert vars(plan) == before_dict and all(getattr(plan, k) is v for k, v in before.items())
+    assert all(torch.equal(t, copy) for t, copy in values)  # the tensors themselves, not only their identity
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.masks = None
 
 
 def test_the_call_layout_travels_with_the_call(sd15, invs, monkeypatch):
     """What one model call needs (the row layout) is in that call's transformer_options, nowhere else."""
-    unet = pack_module("engine.unet")
-    rows = pack_module("engine.rows")
+    unet = pack_module("engine.patch.unet")
+    rows = pack_module("engine.patch.call")
     seen = []
     real = unet.Attn1Patch.__call__
 
@@ -117,18 +119,30 @@ def test_the_call_layout_travels_with_the_call(sd15, invs, monkeypatch):
     assert not [k for k in vars(kit.plan(patched)) if "call" in k]
 
 
-def test_the_plans_tensors_move_with_the_models_patches(sd15, invs):
-    """ComfyUI moves patches with the model (model_patches_to, with a device and with a dtype)."""
+def _plan_tensors(plan) -> list:
+    t = plan.tensors
+    return [t.ref_latents, t.tgt_latents, *(m for pair in t.masks.values() for m in pair)]
+
+
+def test_the_plan_stays_where_it_was_made_and_each_run_copies_what_it_needs(sd15, invs):
+    """ComfyUI moves a model's patches (model_patches_to: a device, a dtype, or None for a model built without an
+    inference dtype): the plan, shared by every clone, never changes; a run makes one device copy of what it
+    needs, in the model's dtype, and keeps it for the run."""
     patched = kit.patch(sd15, invs["target"], invs["reference"])
-    tensors = kit.plan(patched).tensors
-    assert tensors.device.type == "cpu"
-    patched.model_patches_to(torch.device("meta"))
-    patched.model_patches_to(torch.float16)  # a dtype: the stored latents keep float32
-    assert tensors.ref_latents.device.type == "meta" and tensors.tgt_latents.device.type == "meta"
-    assert all(t.device.type == "meta" for pair in tensors.masks.values() for t in pair)
-    assert tensors.ref_latents.dtype == torch.float32
-    patched.model_patches_to(torch.device("cpu"))
-    assert tensors.device.type == "cpu" and torch.equal(tensors.ref_latents[:, :1], invs["reference"].latents)
+    plan = kit.plan(patched)
+    before = [(t, t.clone()) for t in _plan_tensors(plan)]
+    for where in (torch.device("meta"), torch.float16, None, torch.device("cpu")):
+        patched.model_patches_to(where)
+    assert all(t.device.type == "cpu" and torch.equal(t, copy) for t, copy in before)
+    assert [id(t) for t in _plan_tensors(plan)] == [id(t) for t, _ in before]
+    run = pack_module("engine.patch.run").TransferRun(plan)
+    ref, tgt = run.latents(torch.device("meta"), torch.float16)
+    assert ref.device.type == "meta" and ref.dtype == torch.float16 and tgt.shape == plan.tensors.tgt_latents.shape
+    assert run.latents(torch.device("meta"), torch.float16)[0] is ref  # one copy per run
+    grid = next(iter(plan.tensors.masks))
+    masks = run.token_masks(grid, torch.device("meta"))
+    assert masks[0].device.type == "meta" and run.token_masks(grid, torch.device("meta"))[0] is masks[0]
+    assert all(t.device.type == "cpu" and torch.equal(t, copy) for t, copy in before)
 
 
 # ---------------------------------------------------------------------------------------------- defects
@@ -150,7 +164,7 @@ def test_a_mask_that_vanishes_on_a_matched_map_is_refused_before_sampling(sd15, 
 
 
 def test_authors_freeu_filters_on_the_cpu_where_the_device_fft_fails(caplog, monkeypatch):
-    freeu = pack_module("engine.freeu")
+    freeu = pack_module("engine.backends.freeu")
     x = torch.randn(1, 8, 6, 6, generator=torch.Generator().manual_seed(0))
     expected = freeu.fourier_filter(x, 1, 0.5)
     real = torch.fft.fftn
@@ -163,17 +177,22 @@ def test_authors_freeu_filters_on_the_cpu_where_the_device_fft_fails(caplog, mon
         return real(t, *a, **k)
 
     monkeypatch.setattr(torch.fft, "fftn", flaky)
-    monkeypatch.setattr(freeu, "_FFT_FAILED", set())
+    one_model, other_model = freeu.FourierFilter(1), freeu.FourierFilter(1)
     with caplog.at_level(logging.WARNING):
-        got = freeu.fourier_filter(x, 1, 0.5)
+        got = one_model(x, 0.5)
     assert torch.equal(got, expected) and "filtering on the CPU" in caplog.text
+    # the failure is that model's own: another model's filter tries the device again (no process-wide state)
+    failing["left"] = 1
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(other_model(x, 0.5), expected)
+    assert caplog.text.count("filtering on the CPU") == 2 and one_model.fft_failed == {"cpu"}
 
 
 def test_preview_names_never_repeat_after_deletions(tmp_path, monkeypatch):
     import folder_paths
 
     monkeypatch.setattr(folder_paths, "get_temp_directory", lambda: str(tmp_path))
-    save = pack_module("engine.previews").save_preview
+    save = pack_module("engine.backends.previews").save_preview
     first = save(torch.rand(4, 4, 3), "e4e_x")["filename"]
     (tmp_path / first).unlink()
     second = save(torch.rand(4, 4, 3), "e4e_x")["filename"]
@@ -239,7 +258,7 @@ def test_a_four_channel_latent_into_a_patched_flux_is_refused_by_name():
 
     def invert(seed):
         lat = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(seed))
-        return pack_module("engine.invert").invert(flux, pos, neg, lat, STEPS, 1.0, "ddim", SKIP, scheduler="simple")
+        return pack_module("engine.backends.invert").invert(flux, pos, neg, lat, STEPS, 1.0, "ddim", SKIP, scheduler="simple")
 
     patched = kit.patch(flux, invert(1), invert(2))
     four = torch.zeros(1, 4, 16, 16)

@@ -19,7 +19,7 @@ def _reconstruct(model, inv, pos, neg, cfg):
     """Sample with the stored noise maps from the start step (what the transfer sampler does with no patch)."""
     inv_mod = pure("inversion")  # the torch-only package
 
-    sampling = pack_module("engine.sampling")
+    sampling = pack_module("engine.backends.sampling")
     res = inv.residuals[inv.start_step:]
 
     def loop(denoise, x, sig, options):
@@ -31,7 +31,7 @@ def _reconstruct(model, inv, pos, neg, cfg):
 
 
 def _invert(model, latent, **kw):
-    node = pack_module("engine.invert")
+    node = pack_module("engine.backends.invert")
     args = dict(steps=STEPS, cfg=3.5, method="ddpm_edit_friendly", skip_steps=2, scheduler="ddim_uniform", seed=0)
     args.update(kw)
     pos, neg = kw.pop("conds", None) or tiny_models.sd15_conds()
@@ -75,7 +75,7 @@ def test_ddim_round_trip_with_refinement(sd15):
     errs = []
     for refine in (0, 2):
         inv, _, _ = _invert(sd15, lat, method="ddim", refine_steps=refine, skip_steps=0, cfg=1.0, conds=(pos, neg))
-        start = pack_module("engine.sampling").latent_out(sd15, inv.start_latent())
+        start = pack_module("engine.backends.sampling").latent_out(sd15, inv.start_latent())
         out = comfy.sample.sample(sd15, torch.zeros_like(lat), STEPS, 1.0, "euler", "ddim_uniform", pos, neg, start,
                                   disable_noise=True, start_step=0, last_step=STEPS, force_full_denoise=True,
                                   seed=0, disable_pbar=True)
@@ -97,7 +97,7 @@ def test_node_outputs_start_latent(sd15):
 def test_node_refuses_bad_inputs(sd15):
     mod = pack_module("nodes.ddim_invert_reference")
     node = mod.DDIMInvertReference()
-    invert = pack_module("engine.invert").invert
+    invert = pack_module("engine.backends.invert").invert
     pos, _ = tiny_models.sd15_conds()
     # no VALIDATE_INPUTS (it would switch off ComfyUI's own range checks): skip_steps >= steps fails in run()
     assert not hasattr(mod.DDIMInvertReference, "VALIDATE_INPUTS")
@@ -147,7 +147,7 @@ def test_inversion_records_what_it_was_made_with(sd15):
 
 
 def test_skip_beyond_the_schedule_is_refused_before_sampling(sd15):
-    mod = pack_module("engine.invert")
+    mod = pack_module("engine.backends.invert")
     pos, neg = tiny_models.sd15_conds()
     # ddim_uniform gives 999 steps for steps=1000: skip_steps 999 passes the widget check, not the schedule's
     with pytest.raises(ValueError, match="skip_steps: 999 must be below the 999 steps that ddim_uniform gives"):

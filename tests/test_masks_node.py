@@ -145,7 +145,7 @@ def test_short_reference_of_object_is_named_before_image_checks():
 def test_inside_comfyui_only_the_input_folder_is_read(tmp_path, monkeypatch):
     import folder_paths
 
-    files = pack_module("engine.mask_files")
+    files = pack_module("engine.backends.mask_files")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "ok.png").write_bytes(b"x")
     (tmp_path / "secret.png").write_bytes(b"x")

@@ -25,21 +25,22 @@ def test_other_family_is_refused_by_name():
 
     import comfy.supported_models
 
-    family = pack_module("engine.family")
+    families = pack_module("engine.models.families")
     aura_config = comfy.supported_models.AuraFlow({"cond_seq_dim": 2048})
     fake = types.SimpleNamespace(model=types.SimpleNamespace(model_config=aura_config, diffusion_model=None))
     with pytest.raises(ValueError, match="model: this is a AuraFlow model.*SD1.x, SD2.x.*SDXL, Flux.1.*SD3"):
-        family.model_family(fake)
+        families.family_of(fake)
 
 
 def test_family_and_prediction(sd15, sd15_v, sdxl):
-    family = pack_module("engine.family")
-    layers = pack_module("engine.layers")
-    assert family.model_family(sd15) == "sd1" and family.prediction_type(sd15) == "eps"
-    assert family.model_family(sd15_v) == "sd2" and family.prediction_type(sd15_v) == "v"
-    assert family.model_family(sdxl) == "sdxl"
-    assert layers.resolve_layers("auto", "", "sdxl") == [("output", i) for i in range(6)]
-    assert layers.resolve_layers("custom", "output 3, output.6-7", "sd1") == [("output", 3), ("output", 6), ("output", 7)]
+    families, variant = pack_module("engine.models.families"), pack_module("engine.models.variant")
+    layers = pack_module("engine.models.layers")
+    assert families.family_of(sd15).key == "sd1" and variant.prediction_type(sd15) == "eps"
+    assert families.family_of(sd15_v).key == "sd2" and variant.prediction_type(sd15_v) == "v"
+    assert families.family_of(sdxl).key == "sdxl"
+    sd1, sdxl_family = families.FAMILIES["sd1"], families.FAMILIES["sdxl"]
+    assert layers.resolve_layers("auto", "", sdxl_family) == [("output", i) for i in range(6)]
+    assert layers.resolve_layers("custom", "output 3, output.6-7", sd1) == [("output", 3), ("output", 6), ("output", 7)]
     for bad in ("", "decoder.3", "output.x", "output.5-2"):
         with pytest.raises(ValueError, match="custom_layers"):
             layers.parse_layers(bad)
@@ -86,7 +87,7 @@ def test_settings_out_of_range(sd15, invs):
 def test_sampler_needs_a_patched_model(sd15, invs):
     pos, neg = invs["c"]
     with pytest.raises(ValueError, match="model: this MODEL is not patched"):
-        pack_module("engine.transfer").transfer(sd15, pos, neg, 2.5)
+        pack_module("engine.backends.sample").transfer(sd15, pos, neg, 2.5)
 
 
 def test_far_sampler_schedule_is_refused_with_the_steps_to_set(sd15, invs):
@@ -101,7 +102,7 @@ def test_far_sampler_schedule_is_refused_with_the_steps_to_set(sd15, invs):
 
 def test_near_schedule_warns_once(sd15, invs, caplog):
     patched = kit.patch(sd15, invs["target"], invs["reference"])
-    state = pack_module("engine.run").TransferRun(kit.plan(patched))  # the warning is said once per run
+    state = pack_module("engine.patch.run").TransferRun(kit.plan(patched))  # the warning is said once per run
     sigmas = invs["target"].sigmas
     with caplog.at_level("WARNING"):
         assert state.step_of_sigma(float(sigmas[1]) * 1.001) == 1  # the same step: silent
@@ -135,9 +136,9 @@ def test_layers_without_attention_are_refused(sd15, invs):
 def test_inpainting_models_are_refused():
     import tiny_models
 
-    family = pack_module("engine.family")
+    families = pack_module("engine.models.families")
     with pytest.raises(ValueError, match="model: this SD15 model takes 9 input channels"):
-        family.model_family(tiny_models.build_sd15(in_channels=9))
+        families.family_of(tiny_models.build_sd15(in_channels=9))
 
 
 def test_other_attention_patches_see_whole_chunks(sd15, invs):
@@ -160,7 +161,7 @@ def test_inverting_through_a_patched_model_is_refused(sd15, invs):
     patched = kit.patch(sd15, invs["target"], invs["reference"])
     pos, neg = invs["c"]
     with pytest.raises(ValueError, match="model: this MODEL comes from Semantic Match Patch; invert with the MODEL"):
-        pack_module("engine.invert").invert(patched, pos, neg, kit.latent(1), kit.STEPS, 3.5,
+        pack_module("engine.backends.invert").invert(patched, pos, neg, kit.latent(1), kit.STEPS, 3.5,
                                                           "ddpm_edit_friendly", kit.SKIP)
 
 

@@ -19,6 +19,30 @@ def test_node_reference_is_current(pack):
     )
 
 
+def test_the_families_table_and_the_description_come_from_the_registry(pack):
+    """One registry of model families: the README's table is what it says, and the pyproject description and the
+    nodes' tooltips name every family it holds."""
+    import node_reference
+    import tomllib
+
+    readme = (REPO / "README.md").read_text()
+    assert node_reference.readme_section(readme, "families") == node_reference.families_table(), (
+        "README family table is stale: run `python scripts/node_reference.py --write`"
+    )
+    families = pack_module_of(pack, "engine.models.families")
+    names = families.family_names()
+    description = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["description"]
+    assert names in description, (names, description)
+    tooltip = pack.NODE_CLASS_MAPPINGS["E4EDDIMInvertReference"].INPUT_TYPES()["required"]["model"][1]["tooltip"]
+    assert families.family_names(last="or") in tooltip
+
+
+def pack_module_of(pack, name: str):
+    import importlib
+
+    return importlib.import_module(f"{pack.__name__}.{name}")
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)

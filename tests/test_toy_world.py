@@ -19,16 +19,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from fixtures.toy_world import evaluate as ev
-from fixtures.toy_world import models, train, world
+from toy_tools import evaluate as ev
+from toy_tools import models, train, world
 
 PAIRS, PAIR_SEED = 6, 99  # held out: training draws from other seeds
 
 
 @pytest.fixture(scope="module")
 def toy(host):
-    return models.load("sd15")
+    return models.load("sd1")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ def pairs():
 
 @pytest.fixture(scope="module")
 def settings(toy):
-    return dict(ev.shipped_defaults("sd15"), **ev.SHORT_SCHEDULE["sd15"])
+    return dict(ev.shipped_defaults("sd1"), **ev.SHORT_SCHEDULE["sd1"])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def method(toy, pairs, settings, inversions):
     return ev.evaluate(toy, pairs, ev.METHOD, settings, inversions=inversions)
 
 
-FAMILIES = ("sd15", "flux")
+FAMILIES = ("sd1", "flux")
 
 
 def _bench(name: str):
@@ -81,7 +80,7 @@ def test_the_fixture_is_what_its_card_says(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_fixture_is_trained(request, family):
     """Its denoising loss on fresh creatures is far below that of the same layout with random weights."""
-    toy = request.getfixturevalue({"sd15": "toy", "flux": "flux"}[family])  # the module's loaded fixtures
+    toy = request.getfixturevalue({"sd1": "toy", "flux": "flux"}[family])  # the module's loaded fixtures
     torch.manual_seed(0)
     net = toy.patcher.model.diffusion_model
     untrained = models.build(family, seed=0)
@@ -142,9 +141,9 @@ def test_the_attention_probe_tells_the_two_toys_apart(flux, toy, pairs):
         groups = probe.attention_modules(model.family, model.patcher.model.diffusion_model)
         table = probe.probe(model, pairs, (level,), {"all": groups["all"]}, progress=lambda _line: None)
         moves[model.family] = table[(level, "all")][0]
-    print(f"part colours moved towards the reference's: flux toy {moves['flux']:+.3f}, sd15 toy {moves['sd15']:+.3f}")
+    print(f"part colours moved towards the reference's: flux toy {moves['flux']:+.3f}, sd15 toy {moves['sd1']:+.3f}")
     assert moves["flux"] >= 0.2
-    assert abs(moves["sd15"]) <= 0.05
+    assert abs(moves["sd1"]) <= 0.05
 
 
 def test_twins_are_one_pose_at_two_places():
@@ -180,13 +179,13 @@ def test_the_feature_probe_tells_the_two_toys_apart(flux, toy):
 def test_a_stage_can_train_self_attention_alone(host):
     """``train.py --train-only attn1``: only the self-attention's weights train, every other one is frozen; a
     fragment that names nothing is refused."""
-    net = models.build("sd15").diffusion_model
+    net = models.build("sd1").diffusion_model
     params = train.trainable(net, "attn1")
     names = {n for n, p in net.named_parameters() if p.requires_grad}
     assert names and all(".attn1." in n for n in names) and len(params) == len(names)
     assert any(".attn2." in n or "conv" in n for n, p in net.named_parameters() if not p.requires_grad)
     with pytest.raises(ValueError, match="names no parameter"):
-        train.trainable(models.build("sd15").diffusion_model, "no_such_layer")
+        train.trainable(models.build("sd1").diffusion_model, "no_such_layer")
 
 
 def test_a_toy_trained_with_another_config_is_loaded_as_trained(host, tmp_path):

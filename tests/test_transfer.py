@@ -114,7 +114,7 @@ def test_separate_cond_and_uncond_calls_give_the_same_result(sd15, pair, monkeyp
     patched = kit.patch(sd15, pair["target"], pair["reference"])
     together = kit.sample(patched, pair["c"])
     calls = []
-    rows = pack_module("engine.rows")
+    rows = pack_module("engine.patch.call")
     orig = rows.on_model_call
 
     def spy(plan, apply_model, x, t, **c):
@@ -230,7 +230,7 @@ def test_bf16_model_keeps_its_dtype(sd15, pair, monkeypatch):
     target, reference = kit.invert(model, pair["tgt_lat"], c), kit.invert(model, pair["ref_lat"], c, seed=1)
     patched = kit.patch(model, target, reference)
     seen = []
-    unet = pack_module("engine.unet")
+    unet = pack_module("engine.patch.unet")
     orig = unet.Attn1Patch.__call__
 
     def spy(self, n, ctx, val, extra):

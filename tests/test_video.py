@@ -43,7 +43,7 @@ def clip(wan):
 def record_events(monkeypatch) -> dict:
     """``(step, block, kind) -> count``: matches found (once per block call) and structure injections (once per
     Q and K layer)."""
-    dit = pack_module("engine.dit")
+    dit = pack_module("engine.patch.dit")
     events: dict = {}
     real_match, real_struct = dit.match_sources, dit.inject_structure
 
@@ -88,14 +88,16 @@ def _left_masks(frames_px: int, size: int = SIZE * 8, moving: bool = True):
 
 
 def test_wan_is_recognised_with_its_blocks_and_the_5b_layout():
-    family, layers = pack_module("engine.family"), pack_module("engine.layers")
+    families, layers = pack_module("engine.models.families"), pack_module("engine.models.layers")
+    variant, blocks_of = pack_module("engine.models.variant"), pack_module("engine.models.blocks").attention_blocks
     wan = tiny_models.build_wan(depth=6)
-    assert family.model_family(wan) == "wan" and family.prediction_type(wan) == "flow"
-    blocks = family.attention_blocks(wan)
+    fam = families.family_of(wan)
+    assert fam.key == "wan" and variant.prediction_type(wan) == "flow"
+    blocks = blocks_of(fam, wan.model.diffusion_model)
     assert blocks == {("double", i) for i in range(6)}
-    assert layers.resolve_layers("auto", "", "wan", blocks) == [("double", i) for i in (3, 4, 5)]
+    assert layers.resolve_layers("auto", "", fam, blocks) == [("double", i) for i in (3, 4, 5)]
     wan22 = tiny_models.build_wan(channels=48)
-    assert family.model_family(wan22) == "wan" and family.latent_channels("wan", wan22.model.diffusion_model) == 48
+    assert families.family_of(wan22).key == "wan" and families.latent_channels(fam, wan22.model.diffusion_model) == 48
     c = tiny_models.wan_conds()  # the 5B layout's 48-channel video: transfers, and gives itself back at strength 0
     clip48 = _video(11, frames=2, channels=48)
     target, reference = _invert(wan22, clip48, c), _invert(wan22, _video(12, frames=1, channels=48), c)
@@ -122,8 +124,10 @@ def test_wan_euler_inversion_of_a_video(wan, clip):
 
 
 def test_wan_matches_every_frame_at_exactly_the_chosen_blocks_and_steps(wan, clip, monkeypatch):
+    """match_block 'each layer': every rewritten block matches every frame on its own features."""
     ev = record_events(monkeypatch)
-    patched = kit.patch(wan, clip["target"], clip["reference"], layers="custom", custom_layers="double.1, double.3")
+    patched = kit.patch(wan, clip["target"], clip["reference"], layers="custom", custom_layers="double.1, double.3",
+                        match_block="each layer")
     out = kit.sample(patched, clip["c"], cfg=2.0)
     plan = kit.plan(patched)
     match = {g for g in range(SKIP, STEPS) if plan.phase(g) == "match"}
@@ -259,10 +263,11 @@ def qwen():
 
 
 def test_qwen_image_transfer(qwen, monkeypatch):
-    family, layers = pack_module("engine.family"), pack_module("engine.layers")
-    assert family.model_family(qwen) == "qwen_image" and family.prediction_type(qwen) == "flow"
-    blocks = family.attention_blocks(qwen)
-    assert layers.resolve_layers("auto", "", "qwen_image", blocks) == [("double", 2), ("double", 3)]
+    families, layers = pack_module("engine.models.families"), pack_module("engine.models.layers")
+    fam = families.family_of(qwen)
+    assert fam.key == "qwen_image" and pack_module("engine.models.variant").prediction_type(qwen) == "flow"
+    blocks = pack_module("engine.models.blocks").attention_blocks(fam, qwen.model.diffusion_model)
+    assert layers.resolve_layers("auto", "", fam, blocks) == [("double", 2), ("double", 3)]
     c = tiny_models.qwen_conds()
     tgt = _video(7, frames=1)[:, :, 0]  # an image latent, as VAE Encode gives it; ComfyUI samples it as [B, 16, 1, H, W]
     target, reference = _invert(qwen, tgt, c), _invert(qwen, _video(8, frames=1)[:, :, 0], c)
@@ -273,9 +278,13 @@ def test_qwen_image_transfer(qwen, monkeypatch):
     left[..., : SIZE * 4] = 1
     out, run = kit.sample_run(kit.patch(qwen, target, reference, masks=kit.masks(left, left)), c, cfg=2.0)
     ev.pop("src"), ev.pop("taken")
-    two = torch.ones(2, SIZE * 8, SIZE * 8)  # masks per frame (one object, two frames) for an image: refused
-    with pytest.raises(ValueError, match="target_mask: 2 masks per object, but the target is an image"):
+    # two target masks, one reference mask, an image target: the likely mistake is a missing reference mask, said
+    # first and by name; giving it (two objects, each with its reference mask) is then accepted
+    two = torch.cat([left, 1 - left])
+    with pytest.raises(ValueError, match=r"reference_mask: 2 target masks but 1 reference mask\(s\), and the target "
+                                         r"is an image: give one reference mask per object"):
         kit.patch(qwen, target, reference, masks=kit.masks(two, left))
+    kit.patch(qwen, target, reference, masks=kit.masks(two, two))
     assert {b for (_, b, _) in ev} == {("double", 2), ("double", 3)} and torch.isfinite(out).all()
     src = run.correspondence.src[0].view(SIZE // 2, SIZE // 2)
     assert (src[:, :2] >= 0).all() and (src[:, 2:] == -1).all() and (src[:, :2] % 4 < 2).all()

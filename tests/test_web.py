@@ -5,6 +5,7 @@ editor in headless Chromium against a real ComfyUI server, on the frontend Comfy
 from __future__ import annotations
 
 import base64
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -78,7 +79,7 @@ def test_node_unit_tests():
     assert files, "no web/tests/*.test.mjs"
     proc = subprocess.run(
         [NODE, "--test", *map(str, files)], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "E4E_PYTHON": sys.executable},  # web/tests read the grammar from engine/layers.py
+        env={**os.environ, "E4E_PYTHON": sys.executable},  # web/tests read the grammar from engine/models/layers.py
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"node --test failed:\n{out[-6000:]}"
@@ -140,11 +141,14 @@ def test_imports_are_relative_and_comfy_only_in_glue(path):
 
 
 def _layers_module():
-    """engine/layers.py by path: the grammar and its parser need nothing but ``re``."""
-    spec = importlib.util.spec_from_file_location("e4e_layers_for_web", REPO / "engine" / "layers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """engine/models/layers.py, its folder loaded as a package of its own: the grammar and its parser need nothing
+    but ``re`` and the plain-data registry beside it (no ComfyUI, no torch)."""
+    name = "e4e_models_for_web"
+    if name not in sys.modules:
+        package = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(name, None, is_package=True))
+        package.__path__ = [str(REPO / "engine" / "models")]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.layers")
 
 
 def _js_code(path: Path) -> str:

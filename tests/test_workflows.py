@@ -123,7 +123,7 @@ def test_authors_defaults(name, runner):
         assert sampler["cfg"] == 2.5 and sampler["ending"] == "authors"
         (patch,) = by_class["E4ESemanticMatchPatch"]
         assert patch["layers"] == "auto" and patch["masks"][0] in prompt
-        assert "CheckpointLoaderSimple" not in by_class and by_class["E4EToyModel"] == [{"family": "sd15"}]
+        assert "CheckpointLoaderSimple" not in by_class and by_class["E4EToyModel"] == [{"family": "sd1"}]
         return
     if name in ("qwen_image", "wan_t2v"):
         _check_dit_defaults(name, prompt, runner)

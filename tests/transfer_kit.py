@@ -28,7 +28,7 @@ def half_masks(size: int = SIZE * 8):
 def invert(model, lat, conds, method="ddpm_edit_friendly", cfg=3.5, seed=0, steps=STEPS, skip=SKIP,
            scheduler="ddim_uniform"):
     pos, neg = conds
-    return pack_module("engine.invert").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
+    return pack_module("engine.backends.invert").invert(model, pos, neg, lat, steps=steps, cfg=cfg, method=method,
                                                skip_steps=skip, scheduler=scheduler, seed=seed)
 
 
@@ -45,7 +45,7 @@ def patch(model, target, reference, masks=None, extra_refs=(), **settings):
 def sample_run(patched, conds, cfg=3.5, adain=True, adain_start=0.72, ending="authors"):
     """``(output latent, the sampling run)``: the run holds what the run matched (its correspondence)."""
     pos, neg = conds
-    return pack_module("engine.transfer").transfer(patched, pos, neg, cfg, adain, adain_start, ending)
+    return pack_module("engine.backends.sample").transfer(patched, pos, neg, cfg, adain, adain_start, ending)
 
 
 def sample(patched, conds, **kw):
@@ -54,7 +54,7 @@ def sample(patched, conds, **kw):
 
 def plan(patched):
     """The transfer plan a patched MODEL carries."""
-    return pack_module("engine.install").plan_of(patched)
+    return pack_module("engine.patch.install").plan_of(patched)
 
 
 def masks(target, reference, ref_ids=""):
@@ -69,7 +69,7 @@ def conds(seed=0):
 def record_events(monkeypatch) -> dict:
     """``(step, block, block_index, kind) -> count`` of the injections the UNet hooks make ("match" or
     "struct"), seen by spying on the attn1 patch and its two injection functions (``engine.unet``)."""
-    unet = pack_module("engine.unet")
+    unet = pack_module("engine.patch.unet")
     events: dict = {}
     where: dict = {}
     real_call = unet.Attn1Patch.__call__

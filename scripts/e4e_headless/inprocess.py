@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import os
 import shutil
 import signal
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from .client import saved_images, saved_images_by_node
 from .errors import Cancelled, RunError, failure_message, last_line, refused_message
+from .host import NoComfyUI, find_comfyui
 from .jobs import Job, output_path, prepare_inputs, upload_name
 from .progress import ProgressLines
 from .settings import API_WORKFLOWS, REPO, is_pack
@@ -39,23 +39,11 @@ MODEL_KINDS = {False: ("checkpoints",), True: ("diffusion_models", "text_encoder
 
 
 def comfy_checkout() -> Path:
-    """COMFYUI_PATH, else the ComfyUI whose custom_nodes/ holds this pack, else the copy the test set-up made
-    (.comfyui/ComfyUI in a clone); RunError when there is none."""
-    checkout = os.environ.get("COMFYUI_PATH")
-    if not checkout:
-        if REPO.parent.name == "custom_nodes" and (REPO.parents[1] / "comfy").is_dir():
-            return REPO.parents[1]
-        made = REPO / ".comfyui" / "ComfyUI"
-        if (made / "comfy").is_dir() and (made / "execution.py").is_file():
-            return made
-        raise RunError("in-process mode needs a full ComfyUI: install this pack in ComfyUI/custom_nodes/, set "
-                       "COMFYUI_PATH=/path/to/ComfyUI, or run `bash scripts/run_tests.sh` once in this clone (it "
-                       "makes .comfyui/ComfyUI and .venv; then .venv/bin/python scripts/e4e_run.py); or pass "
-                       "--server URL")
-    path = Path(checkout).expanduser().resolve()
-    if not (path / "comfy").is_dir() or not (path / "execution.py").is_file():
-        raise RunError(f"COMFYUI_PATH={checkout} is not a full ComfyUI checkout (no comfy/ and execution.py)")
-    return path
+    """The full ComfyUI to run in (``host.find_comfyui``); RunError when there is none."""
+    try:
+        return find_comfyui(full=True, repo=REPO)
+    except NoComfyUI as e:
+        raise RunError(f"in-process mode needs {e}; or pass --server URL") from None
 
 
 def pack_folder(checkout: Path) -> Path:

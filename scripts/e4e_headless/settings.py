@@ -2,12 +2,15 @@
 
 In a clone the runner lives in ``scripts/e4e_headless`` and reads the repository's files; installed
 (``pip install .``) it reads the copies packaged with it (pyproject.toml: ``e4e_headless.workflows`` is
-``workflows/api``, ``e4e_headless/authors/defaults.py`` is ``engine/defaults.py``).
+``workflows/api``, ``e4e_headless/authors/`` holds ``engine/models/defaults.py`` and ``families.py``: the
+authors' settings and the family registry, plain data loaded by path).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -21,7 +24,7 @@ def _packaged_or_repo(packaged: Path, in_repo: Path) -> Path:
 # API-format copies of the workflows (in the repository one folder down: ComfyUI lists every workflows/*.json as
 # an editor template)
 API_WORKFLOWS = _packaged_or_repo(PACKAGE / "workflows", REPO / "workflows" / "api")
-AUTHORS_FILE = _packaged_or_repo(PACKAGE / "authors" / "defaults.py", REPO / "engine" / "defaults.py")
+AUTHORS_FILE = _packaged_or_repo(PACKAGE / "authors" / "defaults.py", REPO / "engine" / "models" / "defaults.py")
 PACK_NAME = "eye_for_an_eye"
 PROJECT_NAME = "eye-for-an-eye-appearance-transfer"  # pyproject.toml's [project] name: how a pack folder is known
 
@@ -52,15 +55,30 @@ WAN_VAE = "wan_2.1_vae.safetensors"
 DEFAULT_DOMAIN = "dog"
 
 
-def _load_authors():
-    """engine/defaults.py, the authors' settings, loaded by path (the runner needs no ComfyUI)."""
-    spec = importlib.util.spec_from_file_location("e4e_authors_defaults", AUTHORS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _models():
+    """The pack's plain-data modules (the authors' settings, the family registry) as one small package of their own,
+    loaded from their folder (the runner needs neither ComfyUI nor torch)."""
+    name = "e4e_headless_models"
+    if name not in sys.modules:  # a package of the folder alone (its __init__ is not needed, nor run)
+        package = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(name, None, is_package=True))
+        package.__path__ = [str(AUTHORS_FILE.parent)]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.defaults"), importlib.import_module(f"{name}.families")
 
 
-AUTHORS = _load_authors()
+AUTHORS, FAMILIES = _models()  # the authors' settings; the family registry (each family's shipped schedule)
+
+
+def _schedule(family: str, prefix: str) -> dict:
+    """A family's shipped schedule as the runner's ``<prefix>_steps``, ``_skip_steps``, ``_scheduler``, ``_cfg``
+    (and Flux's ``_guidance``) settings."""
+    s = FAMILIES.shipped_settings(family)
+    out = {f"{prefix}_steps": s["steps"], f"{prefix}_skip_steps": s["skip_steps"],
+           f"{prefix}_scheduler": s["scheduler"], f"{prefix}_cfg": s["cfg"]}
+    if s["guidance"] is not None:
+        out[f"{prefix}_guidance"] = s["guidance"]
+    return out
+
 PROMPT_TEMPLATE = AUTHORS.PROMPT_TEMPLATE  # the authors' prompt, the same for every branch
 
 # The settings of the shipped workflows (scripts/make_workflows.py) and of in-process mode: the authors' ones
@@ -93,24 +111,14 @@ DEFAULTS = {
     "freeu": (AUTHORS.FREEU_B1, AUTHORS.FREEU_B2, AUTHORS.FREEU_S1, AUTHORS.FREEU_S2),
     "freeu_sdxl": AUTHORS.FREEU_SDXL,
     "flux_size": 1024,
-    "flux_steps": AUTHORS.FLUX_STEPS,
-    "flux_skip_steps": AUTHORS.FLUX_SKIP_STEPS,
-    "flux_scheduler": AUTHORS.FLUX_SCHEDULER,
-    "flux_cfg": AUTHORS.FLUX_CFG,
-    "flux_guidance": AUTHORS.FLUX_GUIDANCE,
+    **_schedule("flux", "flux"),
     "qwen_size": 1024,
-    "qwen_steps": AUTHORS.QWEN_STEPS,
-    "qwen_skip_steps": AUTHORS.QWEN_SKIP_STEPS,
-    "qwen_scheduler": AUTHORS.QWEN_SCHEDULER,
-    "qwen_cfg": AUTHORS.QWEN_CFG,
+    **_schedule("qwen_image", "qwen"),
     "wan_prompt": "A dog runs across a meadow",
     "wan_size": (832, 480),
     "wan_frames": 33,  # 9 latent frames
     "wan_fps": 16,
-    "wan_steps": AUTHORS.WAN_STEPS,
-    "wan_skip_steps": AUTHORS.WAN_SKIP_STEPS,
-    "wan_scheduler": AUTHORS.WAN_SCHEDULER,
-    "wan_cfg": AUTHORS.WAN_CFG,
+    **_schedule("wan", "wan"),
     "filename_prefix": "e4e/transfer",
 }
 

@@ -1,7 +1,7 @@
 // Pure logic of the Eye-for-an-eye viewer: no DOM, no ComfyUI import, no side effects.
 // ComfyUI loads every .js file of the pack's web directory as a module, so this file only
 // declares constants and functions. Rects are {x, y, w, h} in CSS pixels; grids are [h, w].
-// The layer grammar is not defined here: it is engine/layers.py's GRAMMAR, which the node
+// The layer grammar is not defined here: it is engine/models/layers.py's GRAMMAR, which the node
 // definition hands over as the custom_layers option `e4e_grammar` (see grammarOf).
 
 export const EXTENSION_NAME = "eye_for_an_eye.viewer";
@@ -240,7 +240,7 @@ export function grammarOf(nodeData) {
   return compileGrammar(Array.isArray(entry) ? entry[1]?.[GRAMMAR_OPTION] : null);
 }
 
-/** engine/layers.py's GRAMMAR (as JSON) -> the compiled grammar, or null when it is unusable. */
+/** engine/models/layers.py's GRAMMAR (as JSON) -> the compiled grammar, or null when it is unusable. */
 export function compileGrammar(spec) {
   if (!spec || typeof spec.item !== "string" || typeof spec.separators !== "string" || !spec.separators) return null;
   let item;

@@ -3,7 +3,7 @@
 // frontend 1.27 or newer (DOM widgets, widget.hidden), as the pack requires ComfyUI >= 0.3.64.
 // - E4EAppearanceTransferSampler: correspondence viewer (e4e_sampler_view.js).
 // - E4ESemanticMatchPatch: custom_layers visibility and the info line (e4e_patch_view.js), with the
-//   layer grammar the node definition carries (engine/layers.py GRAMMAR).
+//   layer grammar the node definition carries (engine/models/layers.py GRAMMAR).
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";

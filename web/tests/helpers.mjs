@@ -7,18 +7,20 @@ import { fileURLToPath } from "node:url";
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /**
- * engine/layers.py's GRAMMAR as the node definition carries it (custom_layers' e4e_grammar),
- * read by Python itself ($E4E_PYTHON, else python3): the tests never write the grammar again.
+ * engine/models/layers.py's GRAMMAR as the node definition carries it (custom_layers' e4e_grammar),
+ * read by Python itself ($E4E_PYTHON, else python3; engine/models loaded as a package of its own, no
+ * torch needed): the tests never write the grammar again.
  */
 export function packGrammar() {
   const script = [
-    "import importlib.util, json, sys",
-    "spec = importlib.util.spec_from_file_location('e4e_layers', sys.argv[1])",
-    "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)",
-    "print(json.dumps(m.GRAMMAR))",
+    "import importlib, importlib.util, json, pathlib, sys",
+    "d = pathlib.Path(sys.argv[1])",
+    "spec = importlib.util.spec_from_file_location('e4e_models', d / '__init__.py', submodule_search_locations=[str(d)])",
+    "m = importlib.util.module_from_spec(spec); sys.modules['e4e_models'] = m; spec.loader.exec_module(m)",
+    "print(json.dumps(importlib.import_module('e4e_models.layers').GRAMMAR))",
   ].join("\n");
   const python = process.env.E4E_PYTHON || "python3";
-  return JSON.parse(execFileSync(python, ["-c", script, join(REPO, "engine", "layers.py")], { encoding: "utf8" }));
+  return JSON.parse(execFileSync(python, ["-c", script, join(REPO, "engine", "models")], { encoding: "utf8" }));
 }
 
 /** nodeData of the patch node as /object_info gives it, reduced to what the editor reads. */

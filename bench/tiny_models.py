@@ -1,9 +1,10 @@
-"""Small random-weight models built from ComfyUI's own classes (no weights are downloaded)."""
+"""Small random-weight models built from ComfyUI's own classes (no weights are downloaded), for the tests and the
+benchmarks. ComfyUI is found by the pack's one rule (``e4e_headless.host``, with ``scripts/`` on ``sys.path``)."""
 
 from __future__ import annotations
 
 import torch
-from harness import setup_host
+from e4e_headless.host import setup_comfyui as setup_host
 
 CONTEXT_DIM = 32
 POOLED_DIM = 1280  # SDXL's pooled CLIP-G size, fixed by its adm layout

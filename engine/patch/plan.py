@@ -2,10 +2,11 @@
 
 A ``TransferPlan`` holds the inversions (target and references), the object masks, the settings, which
 trajectory step does what (match, structure injection or nothing: one index scale, the inversion's steps), the
-token map of every chosen block and the object masks on it (checked here, before any sampling), and the
-fingerprint of the model it was made for. Its tensors sit in a ``PlanTensors`` holder that ComfyUI moves with
-the model's patches (``model_patches_to``). Everything a sampling run produces lives in a ``TransferRun``
-(``run.py``); everything one model call needs travels with the call (``rows.py``).
+token map of every chosen block and the object masks on it (checked here, before any sampling), where the
+correspondence comes from (its ``source``, ``sources.py``), and the fingerprint of the model it was made for.
+Its tensors stay where the plan was made: every sampling run makes the device copies it needs (``run.py``), and
+everything one model call needs travels with the call (``call.py``). The plan lives in the patched clone's
+``model_options`` (:func:`plan_of`); clones of that clone share it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from types import MappingProxyType
 
 import torch
 
-from ..inversion import Inversion, ModelFingerprint
-from ..matching import ObjectMasks, mask_to_tokens
-from . import defaults as authors
-from .family import OWN, attention_blocks, fingerprint, is_dit, is_video
-from .layers import resolve_layers, spatial_patch, token_maps
+from ...inversion import Inversion, ModelFingerprint
+from ...matching import ObjectMasks, mask_to_tokens
+from ..models import defaults as authors
+from ..models.blocks import attention_blocks, spatial_patch, token_maps
+from ..models.families import Family, family_of, vae_stride
+from ..models.layers import format_blocks, resolve_layers, resolve_match_block
+from ..models.variant import OWN, fingerprint
+from .sources import SEMANTIC, MatchSource
 
+PLAN_KEY = "e4e_transfer_plan"  # model_options entry of a patched clone
 NEAR = 0.02  # relative sigma distance below which a sampler step *is* an inversion step
 FAR = 0.25  # above this the schedules are refused
 # Video: which reference tokens each frame's object tokens are matched against.
@@ -30,7 +35,11 @@ FAR = 0.25  # above this the schedules are refused
 #     match of its nearest first-frame token of the same object (a part keeps its reference part over the clip);
 #   whole clip: every token against the reference tokens of all frames at once.
 VIDEO_MATCHING = ("per frame", "anchor frame", "whole clip")
-VAE_FRAME_STRIDE = {"wan": 4}  # video frames per latent frame after the first (81 frames -> 21 latent frames)
+
+
+def plan_of(model) -> TransferPlan | None:
+    """The plan a MODEL from Semantic Match Patch carries (``None`` for any other MODEL)."""
+    return getattr(model, "model_options", {}).get(PLAN_KEY)
 
 
 def run_step(percent: float, n_run: int) -> int:
@@ -48,6 +57,7 @@ class Settings:
     struct_end_percent: float = authors.STRUCTURE_END_PERCENT
     strength: float = authors.STRENGTH
     video_matching: str = VIDEO_MATCHING[0]
+    match_block: tuple[str, int] | None = None  # DiT: the block where each step's correspondence is found
 
     def __post_init__(self):
         if self.video_matching not in VIDEO_MATCHING:
@@ -62,45 +72,28 @@ class Settings:
             raise ValueError("layers: no layer chosen")
 
 
+@dataclass(frozen=True)
 class PlanTensors:
-    """The plan's tensors, on whatever device ComfyUI puts the model's patches: the references' and the target's
-    stored latents and the object masks on every token map. ``to(device)`` moves them (ComfyUI calls it with a
-    device and with a dtype; the latents keep float32, runs cast them)."""
+    """The plan's tensors, where the plan was made (ComfyUI's intermediate device), float32; runs copy them."""
 
-    def __init__(self, ref_latents: torch.Tensor, tgt_latents: torch.Tensor, masks: dict):
-        self._home = (ref_latents, tgt_latents, masks)  # where the plan was made (ComfyUI's intermediate device)
-        self.ref_latents = ref_latents  # [n + 1, R, C, H, W]
-        self.tgt_latents = tgt_latents  # [n + 1, B, C, H, W]
-        self.masks = masks  # (h, w) -> (target [K, h*w] bool, reference [K, h*w] bool)
-
-    @property
-    def device(self) -> torch.device:
-        return self.ref_latents.device
-
-    def to(self, where):
-        """Copies on ``where`` made from the plan's own tensors (moving back home frees the copies)."""
-        if isinstance(where, torch.dtype):
-            return self
-        device = torch.device(where)
-        if device != self.device:
-            ref, tgt, masks = self._home
-            self.ref_latents, self.tgt_latents = ref.to(device), tgt.to(device)
-            self.masks = {k: (t.to(device), r.to(device)) for k, (t, r) in masks.items()}
-        return self
+    ref_latents: torch.Tensor  # [n + 1, R, C, (T,) H, W]
+    tgt_latents: torch.Tensor  # [n + 1, B, C, (T,) H, W]
+    masks: MappingProxyType  # (h, w) -> (target [K, h*w] bool, reference [K, h*w] bool)
 
 
 @dataclass(frozen=True, eq=False)
 class TransferPlan:
     target: Inversion
-    references: tuple[Inversion, ...]
     masks: ObjectMasks
     ref_ids: tuple[int, ...]
     settings: Settings
-    family: str
+    family: Family
     fingerprint: ModelFingerprint
     token_maps: MappingProxyType  # block -> (h, w)
     phases: MappingProxyType  # trajectory step -> "match" | "struct"; other steps do nothing
     tensors: PlanTensors = field(repr=False)
+    source: MatchSource = SEMANTIC  # where each step's correspondence comes from
+    vae_stride: int = 8  # image pixels per latent pixel
     patch_size: int | None = None  # DiT families: image tokens are patch_size x patch_size latent pixels
     chunk_uuids: tuple = ()  # uuids of the extra chunks (references, structure) for caches keyed by uuid
 
@@ -125,6 +118,11 @@ class TransferPlan:
         """Latent frames of the target (1 for an image)."""
         return _frames(self.target.latent_shape)
 
+    def image_size(self) -> tuple[int, int]:
+        """The target image's ``(height, width)`` in pixels."""
+        h, w = self.target.latent_shape[-2:]
+        return h * self.vae_stride, w * self.vae_stride
+
     def phase(self, step: int) -> str | None:
         """``"match"``, ``"struct"`` or ``None`` for trajectory step ``step``."""
         return self.phases.get(step)
@@ -141,15 +139,16 @@ class TransferPlan:
             t = self.target
             raise ValueError(
                 f"sampler: sigma {sigma:.4g} is far from every step of the inversion ({t.steps} steps, scheduler "
-                f"{t.scheduler}). Sample with steps={t.steps}, scheduler={t.scheduler}, start_at_step={t.start_step} "
-                "(or use the Appearance Transfer Sampler, which follows the inversion's schedule)."
+                f"{t.scheduler}). {t.stock_sampler_advice()} (or use the Appearance Transfer Sampler, which follows "
+                "the inversion's schedule)."
             )
         return step, rel > NEAR
 
 
 class PlanPatch:
-    """What the attention patches have in common: they hold the plan; ComfyUI moves them (and so the plan's
-    tensors) with the model's patches (``to``), and clones of the model share them (``__deepcopy__``)."""
+    """What the attention patches have in common: they hold the plan, and clones of the model share them
+    (``__deepcopy__``). ComfyUI moves a model's patches with ``to(device)`` (and with a dtype, or ``None`` for a
+    model built without an inference dtype): the plan stays where it was made, each run copies what it needs."""
 
     def __init__(self, plan: TransferPlan):
         self.plan = plan
@@ -158,8 +157,7 @@ class PlanPatch:
     def __deepcopy__(self, memo):
         return self
 
-    def to(self, where):
-        self.plan.tensors.to(where)
+    def to(self, _where):
         return self
 
 
@@ -183,7 +181,7 @@ def phases_of(target: Inversion, settings: Settings) -> dict[int, str]:
 # ---------------------------------------------------------------------------------------------- making a plan
 
 
-def _check_inversion(inv, name: str, fp: ModelFingerprint, target: Inversion | None = None):
+def _check_inversion(inv, name: str, fp: ModelFingerprint, stride: int, target: Inversion | None = None):
     if not isinstance(inv, Inversion):
         raise ValueError(f"{name}: expected the 'inversion' output of DDIM Invert Reference, got {type(inv).__name__}")
     if inv.fingerprint.freeu != fp.freeu:
@@ -210,8 +208,8 @@ def _check_inversion(inv, name: str, fp: ModelFingerprint, target: Inversion | N
             lh, lw = inv.latent_shape[-2:]
             th, tw = target.latent_shape[-2:]
             raise ValueError(
-                f"{name}: latent {lw * 8}x{lh * 8} differs from the target's {tw * 8}x{th * 8}; resize the reference "
-                "image to the target's size (e.g. ImageScale) before VAE Encode"
+                f"{name}: latent {lw * stride}x{lh * stride} differs from the target's {tw * stride}x{th * stride}; "
+                "resize the reference image to the target's size (e.g. ImageScale) before VAE Encode"
             )
         if len(inv.sigmas) != len(target.sigmas) or not bool((inv.sigmas - target.sigmas).abs().max() < 1e-4):
             raise ValueError(
@@ -220,28 +218,17 @@ def _check_inversion(inv, name: str, fp: ModelFingerprint, target: Inversion | N
             )
 
 
-def _ranges(blocks, kinds) -> list[str]:
-    """``{("double", 0), ("double", 1), ("single", 0)}`` -> ``["double.0-1", "single.0"]``."""
-    out = []
-    for kind in kinds:
-        ids = sorted(i for k, i in blocks if k == kind)
-        if ids:
-            out.append(f"{kind}.{ids[0]}-{ids[-1]}" if len(ids) > 1 and ids[-1] - ids[0] == len(ids) - 1
-                       else ", ".join(f"{kind}.{i}" for i in ids))
-    return out
-
-
 def _frames(latent_shape) -> int:
     """Frames of an inversion's ``latent_shape``: ``(C, T, H, W)`` for Wan and Qwen-Image, ``(C, H, W)`` else."""
     return latent_shape[1] if len(latent_shape) == 4 else 1
 
 
-def frame_masks(masks: ObjectMasks, family: str, frames: int) -> torch.Tensor | None:
+def frame_masks(masks: ObjectMasks, family: Family, frames: int) -> torch.Tensor | None:
     """The target masks ``[K, frames, H, W]`` of a video (or per-frame masks given for an image, which this
     refuses by name); ``None`` for an image with one mask per object."""
     if frames == 1 and masks.frames is None:
         return None
-    return masks.target_frames(frames, VAE_FRAME_STRIDE.get(family, 1))
+    return masks.target_frames(frames, family.frame_stride)
 
 
 def _token_masks(masks: ObjectMasks, grids, per_frame: torch.Tensor | None, frames: int = 1,
@@ -277,54 +264,60 @@ def _token_masks(masks: ObjectMasks, grids, per_frame: torch.Tensor | None, fram
 def make_plan(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
               start_percent=authors.START_PERCENT, end_percent=authors.END_PERCENT,
               structure_every=authors.STRUCTURE_EVERY, structure_end_percent=authors.STRUCTURE_END_PERCENT,
-              strength=authors.STRENGTH, video_matching=VIDEO_MATCHING[0]) -> TransferPlan:
-    """Check every input (naming the one at fault) and decide the whole transfer, before any model call."""
-    fp = fingerprint(model)  # refuses unsupported families first
-    _check_inversion(target, "target", fp)
+              strength=authors.STRENGTH, video_matching=VIDEO_MATCHING[0], match_block="auto",
+              source: MatchSource = SEMANTIC) -> TransferPlan:
+    """Check every input (naming the one at fault) and decide the whole transfer, before any model call.
+    ``source``: where each step's correspondence comes from (the method's own matching unless an evaluation
+    asks for another, ``sources.py``)."""
+    fam = family_of(model)  # refuses unsupported families first
+    fp = fingerprint(model)
+    stride = vae_stride(model.model.latent_format)
+    _check_inversion(target, "target", fp, stride)
     refs = [reference, *[r for r in extra_references if r is not None]]
     for i, r in enumerate(refs):
-        _check_inversion(r, "reference" if i == 0 else f"reference_{i + 1}", fp, target)
+        _check_inversion(r, "reference" if i == 0 else f"reference_{i + 1}", fp, stride, target)
     masks = ObjectMasks.whole_image() if masks is None else masks
     if not isinstance(masks, ObjectMasks):
         raise ValueError(f"masks: expected the output of Load Masks, got {type(masks).__name__}")
-    masks.check_aspect(tuple(target.latent_shape[-2:]), "target")
-    masks.check_aspect(tuple(reference.latent_shape[-2:]), "reference")
-    present = attention_blocks(model)
-    chosen = resolve_layers(layers, custom_layers, fp.family, present)
+    masks.check_aspect(tuple(target.latent_shape[-2:]), "target", stride)
+    masks.check_aspect(tuple(reference.latent_shape[-2:]), "reference", stride)
+    net = model.model.diffusion_model
+    present = attention_blocks(fam, net)
+    chosen = resolve_layers(layers, custom_layers, fam, present)
     missing = [f"{b}.{i}" for b, i in chosen if (b, i) not in present]
     if missing:
-        dit = is_dit(fp.family)
-        kinds = ("double", "single") if dit else ("output",)
-        have = ", ".join(_ranges(present, kinds))
-        raise ValueError(f"layers: {', '.join(missing)} has no self-attention in this {fp.family} model, so nothing "
-                         f"would be matched there; its {'blocks' if dit else 'decoder attention blocks'} are {have}")
+        kinds = tuple(k for k, _ in fam.stacks) if fam.dit else ("output",)
+        have = format_blocks([b for b in present if b[0] in kinds])
+        raise ValueError(f"layers: {', '.join(missing)} has no self-attention in this {fam.key} model, so nothing "
+                         f"would be matched there; its {'blocks' if fam.dit else 'decoder attention blocks'} are "
+                         f"{have}")
+    matcher = resolve_match_block(match_block, fam, present)
     settings = Settings(tuple(chosen), start_percent, end_percent, structure_every, structure_end_percent, strength,
-                        video_matching)
+                        video_matching, matcher)
     frames = _frames(target.latent_shape)
-    if frames > 1 and not is_video(fp.family):
-        raise ValueError(f"target: a latent of {frames} frames, but this {fp.family} model makes images")
-    maps = token_maps(model, chosen, tuple(target.latent_shape[-2:]))
+    if frames > 1 and not fam.video:
+        raise ValueError(f"target: a latent of {frames} frames, but this {fam.key} model makes images")
+    maps = token_maps(fam, net, chosen + ([matcher] if matcher else []), tuple(target.latent_shape[-2:]))
     grids: dict = {}
     for block, grid in maps.items():
         grids.setdefault(grid, []).append(block)
     # [n + 1, R, C, (T,) H, W]; a one-image reference of a video is its one frame repeated over the target's frames
     ref_latents = torch.cat([r.latents.expand(-1, -1, *target.latent_shape) for r in refs], dim=1)
     n_refs = ref_latents.shape[1]
-    token_masks = _token_masks(masks, grids, frame_masks(masks, fp.family, frames), frames,
+    token_masks = _token_masks(masks, grids, frame_masks(masks, fam, frames), frames,
                                anchor=video_matching == "anchor frame")
-    tensors = PlanTensors(ref_latents, target.latents, token_masks)
-    net = model.model.diffusion_model
     return TransferPlan(
         target=target,
-        references=tuple(refs),
         masks=masks,
         ref_ids=masks.resolve_ref_ids(n_refs),
         settings=settings,
-        family=fp.family,
+        family=fam,
         fingerprint=fp,
         token_maps=MappingProxyType(dict(maps)),
         phases=MappingProxyType(phases_of(target, settings)),
-        tensors=tensors,
-        patch_size=spatial_patch(net) if is_dit(fp.family) else None,
+        tensors=PlanTensors(ref_latents, target.latents, MappingProxyType(token_masks)),
+        source=source,
+        vae_stride=stride,
+        patch_size=spatial_patch(net) if fam.dit else None,
         chunk_uuids=tuple(uuid.uuid4() for _ in range(n_refs + target.batch)),
     )

@@ -1,7 +1,9 @@
 """The authors' settings (their released code, `sooyeon-go/eye_for_an_eye`), defined once.
 
-The nodes' widget defaults, the shipped workflows, the headless runner and the tests all read them from here.
-Plain data with no imports: the runner loads this file by path, without ComfyUI.
+The nodes' widget defaults, the shipped workflows, the headless runner and the tests all read them from here;
+each model family's own schedule (steps, skipped steps, scheduler, CFG) is in the family registry
+(``families.py``), which takes the SD families' from here. Plain data with no imports: the runner loads this file
+by path, without ComfyUI.
 """
 
 # DDIM Invert Reference
@@ -11,6 +13,7 @@ INVERSION_CFG = 3.5
 INVERSION_METHOD = "ddpm_edit_friendly"
 SCHEDULER = "ddim_uniform"
 INVERSION_SEED = 0
+ETA = 1.0  # edit-friendly DDPM inversion and sampling: the DDPM posterior (the authors' eta)
 
 # Semantic Match Patch. Their step counter lags one step: structure injection at run steps 11, 16, ..., 36 of 68,
 # matching from run step 12 to the end (their config says 10..35 and 10).
@@ -38,26 +41,3 @@ FREEU_SDXL = (1.3, 1.4, 0.9, 0.2)
 # Prompts: the same "A photo of a {domain}" for every branch, an empty negative.
 PROMPT_TEMPLATE = "A photo of a {domain}"
 NEGATIVE = ""
-
-# Flux.1-dev (not in the paper): 28 steps of the "simple" schedule (a common Flux-dev choice), the same share of
-# skipped steps as the authors' 32 of 100 (9 of 28), no CFG (guidance-distilled: FluxGuidance 3.5 instead).
-FLUX_STEPS = 28
-FLUX_SKIP_STEPS = 9
-FLUX_SCHEDULER = "simple"
-FLUX_CFG = 1.0
-FLUX_GUIDANCE = 3.5
-
-# Qwen-Image (not in the paper; chosen as for SD3): the second half of the blocks, structure by queries and keys,
-# the authors' share of skipped steps (10 of 30, as 32 of 100) on the "simple" schedule, and the CFG of ComfyUI's
-# Qwen-Image example (2.5), the same for inversion and sampling.
-QWEN_STEPS = 30
-QWEN_SKIP_STEPS = 10
-QWEN_SCHEDULER = "simple"
-QWEN_CFG = 2.5
-
-# Wan 2.1 / 2.2 text-to-video (not in the paper): as Qwen-Image, with Wan's own CFG (5.0, its released
-# text-to-video default) and 30 steps (ComfyUI's Wan example), 10 skipped.
-WAN_STEPS = 30
-WAN_SKIP_STEPS = 10
-WAN_SCHEDULER = "simple"
-WAN_CFG = 5.0

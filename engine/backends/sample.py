@@ -6,13 +6,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..inversion import sample_ddim, sample_edit_friendly, wide_dtype
-from ..matching import masked_adain
-from . import defaults as authors
-from .family import fingerprint
-from .install import plan_of
-from .plan import TransferPlan, frame_masks, run_step
-from .run import RUN_KEY, TransferRun
+from ...inversion import sample_ddim, sample_edit_friendly, wide_dtype
+from ...matching import masked_adain
+from ..models import defaults as authors
+from ..models.variant import fingerprint
+from ..patch.plan import TransferPlan, frame_masks, plan_of, run_step
+from ..patch.run import RUN_KEY, TransferRun
 from .sampling import Progress, run_loop
 
 ENDINGS = ("authors", "exact")

@@ -4,8 +4,8 @@ loses them again from the output. Reference rows are never modified, so their fe
 the reference's trajectory at that step.
 
 Where each role sits in the extended batch is a ``CallLayout`` that travels with the call in
-``transformer_options[CALL_KEY]``, where the attention hooks (``unet.py``, ``dit.py``) read it; nothing of a
-call is kept anywhere else.
+``transformer_options[CALL_KEY]``, where the attention hooks (``unet.py``, ``dit.py``) read it, beside the run
+(``RUN_KEY``); nothing of a call is kept anywhere else.
 """
 
 from __future__ import annotations

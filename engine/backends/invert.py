@@ -5,14 +5,12 @@ from __future__ import annotations
 import comfy.model_management
 import torch
 
-from ..inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
-from . import defaults as authors
+from ...inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
+from ..models import defaults as authors
+from ..models.variant import fingerprint
+from ..patch.plan import plan_of
 from .checks import image_latent
-from .family import fingerprint
-from .install import plan_of
 from .sampling import Progress, run_loop, schedule
-
-ETA = 1.0  # edit-friendly DDPM inversion and sampling: the DDPM posterior (the authors' eta)
 
 
 def invert(
@@ -27,11 +25,13 @@ def invert(
     scheduler: str = authors.SCHEDULER,
     refine_steps: int = 0,
     seed: int = authors.INVERSION_SEED,
+    noise=independent_noise,
 ) -> Inversion:
     """Invert ``latent`` (VAE space, ``[B, C, H, W]``) along ``steps`` of ``scheduler``; see ``Inversion``.
 
     Edit-friendly inversion draws each image's noise from ``seed`` and the image itself
-    (:func:`independent_noise`): the reference and the target never share noise.
+    (:func:`independent_noise`): the reference and the target never share noise. ``noise(latent, steps, seed)``
+    draws it (an evaluation may give another rule, e.g. noise shared by every image, the old defect).
     """
     if method not in METHODS:
         raise ValueError(f"method: {method!r} is not one of {METHODS}")
@@ -54,7 +54,7 @@ def invert(
     n = len(sigmas) - 1
     if skip_steps >= n:  # some schedulers give a step more or less than asked (ddim_uniform)
         raise ValueError(f"skip_steps: {skip_steps} must be below the {n} steps that {scheduler} gives for steps={steps}")
-    noise = independent_noise(latent, n, seed) if method != "ddim" else None
+    drawn = noise(latent, n, seed) if method != "ddim" else None
     flow = fp.prediction == "flow"
     progress = Progress(n * (1 + refine_steps) if method == "ddim" else n, model)
     result = {}
@@ -64,7 +64,7 @@ def invert(
         if method == "ddim":
             result["latents"] = invert_ddim(denoise, x, sig, refine_steps=refine_steps, progress=progress)
         else:
-            result["latents"], result["residuals"] = invert_edit_friendly(denoise, x, sig, eta=ETA, noise=noise,
+            result["latents"], result["residuals"] = invert_edit_friendly(denoise, x, sig, eta=authors.ETA, noise=drawn,
                                                                           progress=progress, flow=flow)
         return x
 
@@ -77,11 +77,12 @@ def invert(
         latents=result["latents"].float().to(store),
         residuals=None if residuals is None else residuals.to(store),
         start_step=skip_steps,
-        eta=ETA if method != "ddim" else 0.0,
+        eta=authors.ETA if method != "ddim" else 0.0,
         cfg=float(cfg),
         fingerprint=fp,
         scheduler=scheduler,
         flow=flow,
+        asked_steps=steps,
     )
 
 

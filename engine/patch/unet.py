@@ -1,12 +1,12 @@
 """The method inside a UNet, one model call from start to end.
 
-1. ``rows.on_model_call`` (the patched model's ``APPLY_MODEL`` wrapper) appends the reference rows (and at
+1. ``call.on_model_call`` (the patched model's ``APPLY_MODEL`` wrapper) appends the reference rows (and at
    structure steps the structure rows) and puts the call's ``CallLayout`` into ``transformer_options``;
 2. in every chosen decoder block, :class:`Attn1Patch` receives the block's ``norm1`` output (it becomes Q, K and
    V) and the call's ``transformer_options`` (as ``extra_options``):
 
    * matching steps: each positive ``out`` token inside a target object is replaced by its cosine nearest
-     neighbour among the reference tokens inside the reference object (``correspondence.find_matches``),
+     neighbour among the reference tokens inside the reference object (``matches.find_matches``),
      before Q/K/V: whole-feature injection;
    * structure steps: the negative ``out`` rows take the structure rows' features (the target's own);
 3. the wrapper drops the extra rows from the output.
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from ..matching import rearrange
-from . import correspondence
+from ...matching import rearrange
+from .call import CallLayout, call_of
+from .matches import find_matches
 from .plan import PlanPatch, TransferPlan
-from .rows import CallLayout, call_of
 from .run import TransferRun
 
 
@@ -51,7 +51,7 @@ def inject_matches(plan: TransferPlan, run: TransferRun, call: CallLayout, n: to
                          f"{grid[0]} map the latent gives; sample the target inversion's latent")
     out = n.index_select(0, call.cond_rows)  # [B, N, C]
     refs = n.index_select(0, call.ref_rows)  # [R, N, C]
-    src = correspondence.find_matches(plan, run, call, out, refs, grid, block)
+    src = find_matches(plan, run, call, out, refs, grid, block)
     flat = refs.reshape(1, -1, refs.shape[-1]).expand(out.shape[0], -1, -1)
     return n.index_copy(0, call.cond_rows, rearrange(out, flat, src, strength=plan.settings.strength))
 

@@ -1,9 +1,12 @@
-"""Which attention blocks the method rewrites: the presets per family, the grammar of 'output.6-11, double.0'
-(defined here once; the editor gets it through the node definition), and the token map of each block."""
+"""Which attention blocks the method rewrites and where a diffusion transformer matches: the presets (each
+family's 'auto' is in the registry), and the grammar of 'output.6-11, double.0' (defined here once; the editor
+gets it through the node definition)."""
 
 from __future__ import annotations
 
 import re
+
+from .families import FAMILIES, ORDER, Family
 
 # Decoder self-attention layers the method rewrites, by block id (not token count, so any resolution
 # keeps the same layers). SD1/SD2: the paper's six layers at the 32x32 and 64x64 maps of a 512 px image.
@@ -19,15 +22,9 @@ LAYER_PRESETS = {
     "second half (SD3)": None,
     "custom": None,
 }
-DEFAULT_LAYERS = {
-    "sd1": LAYER_PRESETS["output 6-11 (SD1/SD2, paper)"],
-    "sd2": LAYER_PRESETS["output 6-11 (SD1/SD2, paper)"],
-    "sdxl": LAYER_PRESETS["output 0-5 (SDXL)"],
-}
-# SD3, Qwen-Image and Wan: the second half of their blocks (the same rule for the three; see the README's family
-# table for why, and that no real checkpoint backs the choice for Qwen-Image and Wan yet)
-DIT_PRESET = {"flux": "vital (Flux, Stable Flow)", "sd3": "second half (SD3)", "qwen_image": "second half (SD3)",
-              "wan": "second half (SD3)"}
+# presets computed from a DiT's blocks (SD3, Qwen-Image and Wan take the second half of their blocks: see the
+# README's family table for why, and that no real checkpoint backs the choice for Qwen-Image and Wan yet)
+DIT_PRESETS = ("vital (Flux, Stable Flow)", "second half (SD3)")
 BLOCK_KINDS = ("input", "middle", "output", "double", "single")
 CUSTOM_DEFAULT = "output.6-11"  # custom_layers' default (the paper's six layers)
 
@@ -41,15 +38,7 @@ BLANK = " \t"  # an item of only these is skipped
 MAX_BLOCKS = 4096  # more than any model has: refused before a range is spelled out
 # The blocks each family has at most (SD3.5 Large: 38 joint blocks, named "double"); a model's own list is in the
 # patch node's UI output after a run.
-FAMILY_BLOCKS = {
-    "sd1": {"input": [1, 2, 4, 5, 7, 8], "middle": [0], "output": list(range(3, 12))},
-    "sd2": {"input": [1, 2, 4, 5, 7, 8], "middle": [0], "output": list(range(3, 12))},
-    "sdxl": {"input": [4, 5, 7, 8], "middle": [0], "output": list(range(0, 6))},
-    "flux": {"double": list(range(19)), "single": list(range(38))},
-    "sd3": {"double": list(range(38))},
-    "qwen_image": {"double": list(range(60))},
-    "wan": {"double": list(range(40))},  # 14B: 40 blocks; 1.3B: 30; 5B: 30
-}
+FAMILY_BLOCKS = {key: {kind: list(ids) for kind, ids in FAMILIES[key].max_blocks.items()} for key in ORDER}
 GRAMMAR = {
     "item": ITEM.pattern,
     "separators": SEPARATORS,
@@ -82,6 +71,21 @@ def dit_layers(preset: str, blocks: set[tuple[str, int]]) -> list[tuple[str, int
     return [("double", i) for i in range(n // 2, n)]
 
 
+def format_blocks(blocks) -> str:
+    """``[("double", 0), ("double", 1), ("single", 6)]`` -> ``"double.0-1, single.6"`` (the grammar's own form)."""
+    out = []
+    for kind in BLOCK_KINDS:
+        ids = sorted(i for k, i in blocks if k == kind)
+        start = None
+        for j, i in enumerate(ids):
+            if start is None:
+                start = i
+            if j + 1 == len(ids) or ids[j + 1] != i + 1:
+                out.append(f"{kind}.{start}" if start == i else f"{kind}.{start}-{i}")
+                start = None
+    return ", ".join(out)
+
+
 def parse_layers(text: str) -> list[tuple[str, int]]:
     """``"output.6-11, output.3, input.7"`` -> ``[("output", 6), ..., ("input", 7)]`` (the grammar of ``ITEM``)."""
     layers: list[tuple[str, int]] = []
@@ -106,52 +110,52 @@ def parse_layers(text: str) -> list[tuple[str, int]]:
     return layers
 
 
-def resolve_layers(preset: str, custom: str, family: str, blocks: set | None = None) -> list[tuple[str, int]]:
+def resolve_layers(preset: str, custom: str, family: Family, blocks: set | None = None) -> list[tuple[str, int]]:
     """The block ids of ``preset`` for a model of ``family`` whose attention blocks are ``blocks``."""
     if preset not in LAYER_PRESETS:
         raise ValueError(f"layers: {preset!r} is not one of {list(LAYER_PRESETS)}")
     if preset == "custom":
         return parse_layers(custom)
-    if preset == "auto" and family in DIT_PRESET:
-        preset = DIT_PRESET[family]
-    if preset in DIT_PRESET.values() and DIT_PRESET.get(family) != preset:
-        raise ValueError(f"layers: {preset!r} is a preset for another family; this is a {family} model, use 'auto'")
-    if preset in DIT_PRESET.values():
+    own = family.layers
+    if preset == "auto":
+        preset = own
+    if preset in DIT_PRESETS and preset != own:
+        raise ValueError(f"layers: {preset!r} is a preset for another family; this is a {family.key} model, use "
+                         "'auto'")
+    if preset in DIT_PRESETS:
         return dit_layers(preset, blocks or set())
-    return list(LAYER_PRESETS[preset] or DEFAULT_LAYERS[family])
+    return list(LAYER_PRESETS[preset])
 
 
-def spatial_patch(net) -> int:
-    """The side of a DiT's image patch in latent pixels (Wan's patch is ``(1, 2, 2)``: one frame by 2x2)."""
-    p = getattr(net, "patch_size", 2)
-    return int(p[-1]) if isinstance(p, (tuple, list)) else int(p)
+# Where a diffusion transformer finds each step's correspondence (Semantic Match Patch's match_block).
+MATCH_AUTO, MATCH_EACH = "auto", "each layer"
 
 
-def _halve(side: int, times: int) -> int:
-    for _ in range(times):
-        side = (side + 1) // 2  # a stride-2 convolution with padding 1
-    return side
+def half_depth(f: Family, blocks) -> tuple[str, int]:
+    """The block at half a DiT's depth, its stacks counted one after the other (Flux.1: ``single.9``, the 29th of
+    57 blocks; SD3.5 Large ``double.19``; Qwen-Image ``double.30``; Wan 1.3B ``double.15``)."""
+    from .blocks import run_order
+
+    ordered = run_order(f, blocks)
+    return ordered[len(ordered) // 2]
 
 
-def token_maps(model, blocks, latent_hw: tuple[int, int]) -> dict[tuple[str, int], tuple[int, int]]:
-    """The token map ``(h, w)`` each block works on for a latent of ``latent_hw``: DiT blocks see the patch grid;
-    a UNet block the latent halved once per downsampling before it (read off the network's own blocks)."""
-    net = model.model.diffusion_model
-    h, w = latent_hw
-    if not hasattr(net, "input_blocks"):
-        p = spatial_patch(net)
-        return {b: (-(-h // p), -(-w // p)) for b in blocks}
-    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
-
-    def has(block, kind):
-        return any(isinstance(m, kind) for m in block.modules())
-
-    levels, level = {}, 0
-    for i, block in enumerate(net.input_blocks):
-        levels[("input", i)] = level
-        level += has(block, Downsample)
-    levels[("middle", 0)] = level
-    for i, block in enumerate(net.output_blocks):
-        levels[("output", i)] = level
-        level -= has(block, Upsample)
-    return {b: (_halve(h, levels[b]), _halve(w, levels[b])) for b in blocks if b in levels}
+def resolve_match_block(text: str, f: Family, blocks) -> tuple[str, int] | None:
+    """The block a DiT matches at (``None``: every rewritten block matches on its own features). UNets always
+    match at every rewritten layer on its own features, the paper's rule."""
+    text = (text or "").strip() or MATCH_AUTO
+    if text == MATCH_EACH or (text == MATCH_AUTO and not f.dit):
+        return None
+    if not f.dit:
+        raise ValueError(f"match_block: {text!r}: a UNet ({f.name}) matches at every rewritten layer on its own "
+                         f"features (the paper's rule); leave it at '{MATCH_AUTO}'")
+    if text == MATCH_AUTO:
+        return half_depth(f, blocks)
+    m = ITEM.fullmatch(text)
+    if m is None or m.group(3) is not None:
+        raise ValueError(f"match_block: {text!r} is not '{MATCH_AUTO}', '{MATCH_EACH}' or one block like 'single.9'")
+    block = (m.group(1), int(m.group(2)))
+    if block not in blocks:
+        have = format_blocks(blocks)
+        raise ValueError(f"match_block: {text!r} is not a block of this {f.name} model; its blocks are {have}")
+    return block

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..matching import ObjectMasks, fit_masks
+from ...matching import ObjectMasks, fit_masks
 from .mask_files import load_mask_files
 
 COLOURS = torch.tensor([[1.0, 0.35, 0.3], [0.3, 0.75, 1.0], [0.4, 1.0, 0.4], [1.0, 0.85, 0.3],

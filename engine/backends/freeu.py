@@ -15,47 +15,57 @@ and bypassing the node removes it completely.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import torch
 
-from . import defaults as authors
-from .family import FREEU_KEY
+from ..models import defaults as authors
+from ..models.variant import FREEU_KEY
 
 log = logging.getLogger("eye_for_an_eye")
 
 
-@functools.lru_cache(maxsize=32)
 def _low_frequency_mask(h: int, w: int, threshold: int, scale: float, device: torch.device) -> torch.Tensor:
-    """Ones, with ``scale`` on the ``2 * threshold`` square around the centre of an fftshift-ed ``h x w`` spectrum
-    (made once per map size: the patch runs at every decoder-stage entry of every step)."""
+    """Ones, with ``scale`` on the ``2 * threshold`` square around the centre of an fftshift-ed ``h x w`` spectrum."""
     mask = torch.ones((h, w), device=device)
     cy, cx = h // 2, w // 2
     mask[cy - threshold:cy + threshold, cx - threshold:cx + threshold] = scale  # Python slicing, as theirs
     return mask
 
 
-def _filter(x: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
-    freq = torch.fft.fftshift(torch.fft.fftn(x.float(), dim=(-2, -1)), dim=(-2, -1))
-    mask = _low_frequency_mask(freq.shape[-2], freq.shape[-1], threshold, float(scale), x.device)
-    freq = torch.fft.ifftshift(freq * mask, dim=(-2, -1))
-    return torch.fft.ifftn(freq, dim=(-2, -1)).real
+class FourierFilter:
+    """Scales the centred low frequencies of ``x`` ``[B, C, H, W]`` (FFT in float32). One per patched model: it
+    keeps that model's spectrum masks (made once per map size and device: the patch runs at every decoder-stage
+    entry of every step) and whether the FFT failed on a device (some backends have none for some inputs; the
+    filter then runs on the CPU, as ComfyUI's FreeU does)."""
 
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self.masks: dict = {}
+        self.fft_failed: set[str] = set()
 
-_FFT_FAILED: set[str] = set()  # device types whose FFT failed once: filtered on the CPU from then on
+    def _filter(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        freq = torch.fft.fftshift(torch.fft.fftn(x.float(), dim=(-2, -1)), dim=(-2, -1))
+        key = (freq.shape[-2], freq.shape[-1], float(scale), str(x.device))
+        if key not in self.masks:
+            self.masks[key] = _low_frequency_mask(freq.shape[-2], freq.shape[-1], self.threshold, float(scale),
+                                                  x.device)
+        freq = torch.fft.ifftshift(freq * self.masks[key], dim=(-2, -1))
+        return torch.fft.ifftn(freq, dim=(-2, -1)).real
+
+    def __call__(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        if x.device.type not in self.fft_failed:
+            try:
+                return self._filter(x, scale).to(x.dtype)
+            except Exception:  # backends raise several types (NotImplementedError, RuntimeError)
+                self.fft_failed.add(x.device.type)
+                log.warning("Authors' FreeU: the FFT failed on %s; filtering on the CPU", x.device.type)
+        return self._filter(x.cpu(), scale).to(device=x.device, dtype=x.dtype)
 
 
 def fourier_filter(x: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
-    """Scale the centred low frequencies of ``x`` ``[B, C, H, W]`` by ``scale`` (FFT in float32). Where the
-    device has no FFT for this input (some backends), the filter runs on the CPU, as ComfyUI's FreeU does."""
-    if x.device.type not in _FFT_FAILED:
-        try:
-            return _filter(x, threshold, scale).to(x.dtype)
-        except Exception:  # backends raise several types (NotImplementedError, RuntimeError)
-            _FFT_FAILED.add(x.device.type)
-            log.warning("Authors' FreeU: the FFT failed on %s; filtering on the CPU", x.device.type)
-    return _filter(x.cpu(), threshold, scale).to(device=x.device, dtype=x.dtype)
+    """Scale the centred low frequencies of ``x`` ``[B, C, H, W]`` by ``scale`` (a filter of its own)."""
+    return FourierFilter(threshold)(x, scale)
 
 
 def stage_entries(unet) -> set[int]:
@@ -72,6 +82,7 @@ def authors_freeu_patch(unet, b1: float, b2: float, s1: float, s2: float, thresh
     """The output-block patch ``(h, hsp, transformer_options) -> (h, hsp)``."""
     entries = stage_entries(unet)
     by_width = {4 * unet.model_channels: (b1, s1), 2 * unet.model_channels: (b2, s2)}
+    fourier = FourierFilter(threshold)
 
     def patch(h, hsp, transformer_options):
         block = transformer_options.get("block")
@@ -81,7 +92,7 @@ def authors_freeu_patch(unet, b1: float, b2: float, s1: float, s2: float, thresh
         b, s = factors
         half = h.shape[1] // 2
         h = torch.cat([h[:, :half] * b, h[:, half:]], dim=1)
-        return fourier_filter(h, threshold, s), hsp
+        return fourier(h, s), hsp
 
     return patch
 

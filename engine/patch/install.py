@@ -3,8 +3,8 @@
 * ``OUTER_SAMPLE`` wrapper: each sampling run gets a fresh ``TransferRun``, put into the run's own
   ``model_options["transformer_options"]`` (ComfyUI copies the options for every run and passes them to every
   model call), and dropped with them when the run ends;
-* ``APPLY_MODEL`` wrapper: ``rows.on_model_call`` (the extra rows and the call's layout);
-* the attention patches: ``unet.Attn1Patch`` or ``dit.BlockPatch`` per chosen block.
+* ``APPLY_MODEL`` wrapper: ``call.on_model_call`` (the extra rows and the call's layout);
+* the attention patches: ``unet.Attn1Patch``, or ``dit.BlockPatch`` per rewritten block and on the matching block.
 
 Keyed wrappers (``comfy.patcher_extension``, ComfyUI since late 2024) let other packs' wrappers coexist with
 these. The input MODEL is never touched: everything goes onto a clone, so bypassing the node removes it all.
@@ -14,19 +14,14 @@ from __future__ import annotations
 
 from comfy.patcher_extension import WrappersMP
 
-from . import rows
+from ..models.variant import own
+from . import call
 from .dit import add_block_patches
-from .family import own
-from .plan import TransferPlan
+from .plan import PLAN_KEY, TransferPlan, plan_of
 from .run import RUN_KEY, TransferRun
 from .unet import Attn1Patch
 
-PLAN_KEY = "e4e_transfer_plan"
 WRAPPER_KEY = "eye_for_an_eye"
-
-
-def plan_of(model) -> TransferPlan | None:
-    return getattr(model, "model_options", {}).get(PLAN_KEY)
 
 
 def patch_model(model, plan: TransferPlan):
@@ -45,8 +40,9 @@ def patch_model(model, plan: TransferPlan):
     @own
     def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kw):
         # BaseModel.apply_model passes these positionally; the rows are added by keyword
-        return rows.on_model_call(plan, executor, x, t, c_concat=c_concat, c_crossattn=c_crossattn, control=control,
-                             transformer_options=transformer_options if transformer_options is not None else {}, **kw)
+        return call.on_model_call(plan, executor, x, t, c_concat=c_concat, c_crossattn=c_crossattn, control=control,
+                                  transformer_options=transformer_options if transformer_options is not None else {},
+                                  **kw)
 
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer_sample)
     m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, apply_model)
