@@ -265,3 +265,92 @@ def test_a_four_channel_latent_into_a_patched_flux_is_refused_by_name():
     with pytest.raises(ValueError, match="latent: 4 channels, but the patched model and its inversions work on 16"):
         comfy.sample.sample(patched, four, STEPS, 1.0, "euler", "simple", pos, neg, four, disable_noise=True,
                             start_step=SKIP, last_step=10000, force_full_denoise=True, seed=0, disable_pbar=True)
+
+
+def test_a_wan_2_2_5b_clip_is_handled_at_its_vae_stride():
+    """The Wan 2.2 5B VAE compresses 16x (Wan 2.1 and the SD VAEs 8x): the stride comes from the model's latent
+    format, so the correspondence picture is the image's size and messages give its true pixel sizes."""
+    wan22 = tiny_models.build_wan(channels=48)
+    c = tiny_models.wan_conds()
+    g = torch.Generator().manual_seed(5)
+
+    def invert(lat):
+        pos, neg = c
+        return pack_module("engine.backends.invert").invert(wan22, pos, neg, lat, 6, 1.0, "ddim", 2, scheduler="simple")
+
+    target = invert(torch.randn(1, 48, 2, 8, 8, generator=g))
+    reference = invert(torch.randn(1, 48, 1, 8, 8, generator=g))
+    patched = kit.patch(wan22, target, reference)
+    plan = kit.plan(patched)
+    assert plan.vae_stride == 16 and plan.image_size() == (128, 128)
+    _, run = kit.sample_run(patched, c, cfg=1.0)
+    pictures = pack_module("engine.backends.pictures").pictures(run)
+    assert pictures.shape[1:3] == (128, 256)  # the 128 px frame and the reference's colour code beside it
+    small = invert(torch.randn(1, 48, 1, 4, 4, generator=g))
+    with pytest.raises(ValueError, match=r"reference: latent 64x64 differs from the target's 128x128"):
+        kit.patch(wan22, target, small)
+
+
+def test_the_schedule_refusal_gives_advice_that_works(sd15):
+    """A 'ddim' inversion at 6 steps (ddim_uniform gives 7) sampled through KSamplerAdvanced with 30 karras steps is
+    refused with the inputs to set; setting exactly those works."""
+    import re
+
+    import comfy.sample
+
+    c = kit.conds()
+    pos, neg = c
+    target = kit.invert(sd15, kit.latent(40), c, method="ddim", cfg=1.0, steps=6, skip=3)
+    reference = kit.invert(sd15, kit.latent(41), c, method="ddim", cfg=1.0, steps=6, skip=3)
+    assert target.steps == 7  # what the scheduler gave for steps=6
+    patched = kit.patch(sd15, target, reference)
+    start = sd15.model.process_latent_out(target.start_latent())
+
+    def ksampler_advanced(steps, scheduler, start_step):
+        return comfy.sample.sample(patched, torch.zeros_like(start), steps, 1.0, "ddim", scheduler, pos, neg, start,
+                                   disable_noise=True, start_step=start_step, last_step=10000,
+                                   force_full_denoise=True, seed=0, disable_pbar=True)
+
+    with pytest.raises(ValueError, match="far from every step of the inversion") as refused:
+        ksampler_advanced(30, "karras", 3)
+    advice = re.search(r"Sample with steps=(\d+), scheduler=(\w+), start_at_step=(\d+)", str(refused.value))
+    steps, scheduler, start_step = int(advice.group(1)), advice.group(2), int(advice.group(3))
+    assert (steps, scheduler, start_step) == (6, "ddim_uniform", 3)
+    assert torch.isfinite(ksampler_advanced(steps, scheduler, start_step)).all()
+
+
+def test_a_sampler_that_skips_the_outer_wrapper_gets_a_run_per_model_call(sd15, invs, caplog):
+    """A sampler that calls the model without ComfyUI's outer-sample wrapper (no stock sampler does): each model call
+    gets a run of its own; the transfer still acts at that call, and nothing carries over to the next call."""
+    import copy
+
+    patched = kit.patch(sd15, invs["target"], invs["reference"])
+    plan = kit.plan(patched)
+    step = next(s for s, p in plan.phases.items() if p == "match")
+    x = plan.tensors.tgt_latents[step].repeat(2, 1, 1, 1)
+    sigma = plan.target.sigmas[step].reshape(1).repeat(2)
+    t = patched.model.model_sampling.timestep(sigma)
+    pos, neg = invs["c"]
+    context = torch.cat([neg[0][0], pos[0][0]])
+
+    def call(model):
+        opts = copy.deepcopy(model.model_options.get("transformer_options", {}))
+        opts["cond_or_uncond"] = [1, 0]
+        opts["wrappers"] = {kind: dict(by_key) for kind, by_key in model.wrappers.items()
+                            if kind == "apply_model"}  # as samplers merge them; no outer-sample wrapper runs
+        xin = model.model.model_sampling.calculate_input(sigma, x)
+        return model.model.apply_model(xin, sigma, c_crossattn=context, transformer_options=opts)
+
+    ours, plain = call(patched), call(sd15)
+    assert not torch.equal(ours[1], plain[1])  # the positive row was rewritten at this call
+    assert torch.equal(ours, call(patched))  # and again at the next one, from scratch: no state carried
+    assert t is not None and not caplog.records
+
+
+def test_an_inversion_keeps_nothing_it_did_not_have_when_made(invs):
+    """Inversions are kept in ComfyUI's cache and shared by every node that reads them: looking a sigma up writes
+    nothing into them."""
+    inv = invs["target"]
+    before = dict(vars(inv))
+    inv.nearest_step(float(inv.sigmas[3]))
+    assert dict(vars(inv)).keys() == before.keys() and all(vars(inv)[k] is v for k, v in before.items())
