@@ -277,6 +277,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--clips", type=int, default=3, help="still / moving clips to average over (--only still)")
     ap.add_argument("--only", choices=("flicker", "cost", "still"), help="run one of the measurements")
     args = ap.parse_args()
     memory_table()
@@ -287,7 +288,7 @@ def main():
     g = torch.Generator().manual_seed(0)
     pos, neg = ([[torch.randn(1, 32, 4096, generator=g), {}]] for _ in range(2))
     if args.only in (None, "still"):
-        stillness(args, host, model, pos, neg)
+        stillness(args, host, model, pos, neg, seeds=range(args.clips))
     if args.only in (None, "flicker"):
         flicker(args, host, model, pos, neg)
     if args.only in (None, "cost"):

@@ -51,7 +51,12 @@ class AppearanceTransferSampler:
         finite(cfg=cfg, adain_start_percent=adain_start_percent)
         samples, run = transfer(model, positive, negative, cfg, adain, adain_start_percent, ending)
         out = {"result": ({"samples": samples}, pictures(run))}
+        ui = {}
         entries = viewer_entries(run, target_image, reference_image)
         if entries:
-            out["ui"] = {"e4e_correspondence": entries}
+            ui["e4e_correspondence"] = entries
+        if run.notices:
+            ui["e4e_notices"] = run.notices
+        if ui:
+            out["ui"] = ui
         return out

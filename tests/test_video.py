@@ -290,3 +290,29 @@ def test_qwen_image_transfer(qwen, monkeypatch):
     assert (src[:, :2] >= 0).all() and (src[:, 2:] == -1).all() and (src[:, :2] % 4 < 2).all()
     attn = qwen.model.diffusion_model.transformer_blocks[3].attn
     assert not (attn.to_q._forward_hooks or attn.to_k._forward_hooks or attn.to_v._forward_hooks)
+
+
+def test_a_still_clip_stays_still(wan):
+    """A clip whose frames are all the same: the transfer's output changes little from frame to frame, because the
+    edit-friendly inversion draws one noise for all frames (noise drawn per frame, the old default, made it flicker:
+    bench/bench_video.py --only still)."""
+    inversion = pack_module("inversion")
+    c = tiny_models.wan_conds()
+    still = _video(21, frames=1).expand(-1, -1, FRAMES, -1, -1).contiguous()
+    reference = _invert(wan, _video(22, frames=1), c)
+
+    def flicker(noise):
+        pos, neg = c
+        target = pack_module("engine.backends.invert").invert(wan, pos, neg, still, STEPS, 1.0, "ddpm_edit_friendly",
+                                                              SKIP, scheduler="simple", noise=noise)
+        out = kit.sample(kit.patch(wan, target, reference, video_matching="anchor frame"), c, cfg=2.0)
+        return float((out[:, :, 1:] - out[:, :, :-1]).abs().mean()), float((out - still).abs().mean())
+
+    shared, shared_change = flicker(inversion.frame_shared_noise)
+    per_frame, _ = flicker(inversion.independent_noise)
+    print(f"mean frame-to-frame change: {shared:.4f} (noise shared by the frames) against {per_frame:.4f} (noise per "
+          f"frame); the transfer's own change {shared_change:.3f}")
+    assert shared <= 0.25 * per_frame and shared <= 0.2 * shared_change
+    target = _invert(wan, still, c)  # the node's default: the frames share the noise
+    assert target.latents.shape[3] == FRAMES
+    assert torch.equal(target.latents[1, :, :, 0], target.latents[1, :, :, 1])  # one noisy trajectory for every frame

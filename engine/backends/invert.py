@@ -5,7 +5,7 @@ from __future__ import annotations
 import comfy.model_management
 import torch
 
-from ...inversion import METHODS, Inversion, independent_noise, invert_ddim, invert_edit_friendly
+from ...inversion import METHODS, Inversion, frame_shared_noise, invert_ddim, invert_edit_friendly
 from ..models import defaults as authors
 from ..models.variant import fingerprint
 from ..patch.plan import plan_of
@@ -25,13 +25,15 @@ def invert(
     scheduler: str = authors.SCHEDULER,
     refine_steps: int = 0,
     seed: int = authors.INVERSION_SEED,
-    noise=independent_noise,
+    noise=frame_shared_noise,
 ) -> Inversion:
     """Invert ``latent`` (VAE space, ``[B, C, H, W]``) along ``steps`` of ``scheduler``; see ``Inversion``.
 
-    Edit-friendly inversion draws each image's noise from ``seed`` and the image itself
-    (:func:`independent_noise`): the reference and the target never share noise. ``noise(latent, steps, seed)``
-    draws it (an evaluation may give another rule, e.g. noise shared by every image, the old defect).
+    Edit-friendly inversion draws each image's noise from ``seed`` and the image itself: the reference and the target
+    never share noise. A video's frames share one draw (:func:`frame_shared_noise`; for an image it is
+    :func:`independent_noise` itself): noise drawn per frame made a still clip flicker (``bench/bench_video.py
+    --only still``). ``noise(latent, steps, seed)`` draws it (an evaluation may give another rule, e.g. noise shared
+    by every image, the old defect).
     """
     if method not in METHODS:
         raise ValueError(f"method: {method!r} is not one of {METHODS}")

@@ -85,3 +85,40 @@ def own(fn):
     """Mark one of the pack's own patches or wrappers (left out of :func:`variant`); returns it."""
     setattr(fn, OWN, True)
     return fn
+
+
+def _is_sampling(entry) -> bool:
+    """An object patch of ``model_sampling`` (ModelSamplingDiscrete, ModelSamplingFlux & co.): what a sampler's
+    sigmas mean and what the model predicts."""
+    what, label, _ = entry
+    return what == "object" and label.startswith("model_sampling")
+
+
+COSTS = {
+    "weights": "the output takes them on (a style LoRA may be what you want), but the target's details are no longer "
+               "reproduced exactly",
+    "other": "it changes the denoiser the images were inverted with, so the output follows the target less exactly "
+             "(its structure and background may drift)",
+}
+
+
+def changed_since(made_with: ModelFingerprint, model) -> tuple[list[str], list[str]]:
+    """What differs between the MODEL a sampler samples and the one a transfer was made with (the pack's own patches
+    left out): ``(refused, warned)``, each a list of ``"what it is: what it costs"``. Another prediction type or
+    model sampling is refused (the sampler could not follow the inversions at all); everything else (weight
+    patches, attention and guidance patches, FreeU) is said."""
+    now = fingerprint(model)
+    before, after = set(made_with.variant), set(now.variant)
+    changed = sorted((after - before) | (before - after), key=lambda e: (e[0], e[1], str(e[2])))
+    refused = []
+    if now.prediction != made_with.prediction:
+        refused.append(f"the prediction type ({made_with.prediction} when inverted, {now.prediction} now)")
+    refused += sorted({e[1] for e in changed if _is_sampling(e)})
+    warned = []
+    for what, label, _ in changed:
+        if not _is_sampling((what, label, None)):
+            cost = COSTS["weights" if what == "weights" else "other"]
+            warned.append(f"{label} ({what}): {cost}")
+    if now.freeu != made_with.freeu:
+        warned.append(f"the authors' FreeU {now.freeu[:4] if now.freeu else 'removed'}: {COSTS['other']}")
+    return refused, sorted(set(warned))

@@ -12,9 +12,11 @@ these. The input MODEL is never touched: everything goes onto a clone, so bypass
 
 from __future__ import annotations
 
+import logging
+
 from comfy.patcher_extension import WrappersMP
 
-from ..models.variant import own
+from ..models.variant import changed_since, own
 from . import call
 from .dit import add_block_patches
 from .plan import PLAN_KEY, TransferPlan, plan_of
@@ -22,6 +24,26 @@ from .run import RUN_KEY, TransferRun
 from .unet import Attn1Patch
 
 WRAPPER_KEY = "eye_for_an_eye"
+log = logging.getLogger("eye_for_an_eye")
+
+
+def check_sampled_model(plan: TransferPlan, model) -> list[str]:
+    """The MODEL a sampler is about to sample, against the one the transfer was made with (nodes placed between
+    Semantic Match Patch and the sampler): another prediction type or model sampling is refused by name (the
+    sampler could not follow the inversions at all); other changes (LoRA and other weight patches, attention and
+    guidance patches, FreeU) are logged once per run and returned, for the sampler's UI."""
+    refused, warned = changed_since(plan.fingerprint, model)
+    if refused:
+        raise ValueError(
+            f"model: {'; '.join(refused)} changed after Semantic Match Patch, but the images were inverted without "
+            "it, so the sampler cannot follow the inversions. Put that node (e.g. ModelSamplingDiscrete) on the MODEL "
+            "before DDIM Invert Reference and Semantic Match Patch, so that all three see it."
+        )
+    if warned:
+        log.warning("Eye-for-an-eye: the sampled MODEL differs from the one the images were inverted with, by nodes "
+                    "placed after Semantic Match Patch: %s. For an exact transfer put them before DDIM Invert Reference "
+                    "and Semantic Match Patch.", "; ".join(warned))
+    return [f"Added after Semantic Match Patch: {w}" for w in warned]
 
 
 def patch_model(model, plan: TransferPlan):
@@ -33,8 +55,10 @@ def patch_model(model, plan: TransferPlan):
 
     @own
     def outer_sample(executor, *args, **kwargs):
-        opts = executor.class_obj.model_options.setdefault("transformer_options", {})
-        opts[RUN_KEY] = TransferRun(plan)  # the guider's per-run copy of the options: gone with the run
+        guider = executor.class_obj
+        notices = check_sampled_model(plan, guider.model_patcher)  # refuses what the sampler could not follow
+        opts = guider.model_options.setdefault("transformer_options", {})
+        opts[RUN_KEY] = TransferRun(plan, notices)  # the guider's per-run copy of the options: gone with the run
         return executor(*args, **kwargs)
 
     @own

@@ -44,8 +44,9 @@ class Correspondence:
 
 
 class TransferRun:
-    def __init__(self, plan: TransferPlan):
+    def __init__(self, plan: TransferPlan, notices: list[str] | None = None):
         self.plan = plan
+        self.notices = list(notices or [])  # what the sampler's UI says (nodes added after the patch)
         self.correspondence = Correspondence()
         self.shared: tuple[int, torch.Tensor] | None = None  # DiT: (step, src) of the matching block's last match
         self._warned_near = False
