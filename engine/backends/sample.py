@@ -3,6 +3,7 @@ along its stored noise maps, with masked AdaIN in the late steps; the patched mo
 
 from __future__ import annotations
 
+import einops
 import torch
 import torch.nn.functional as F
 
@@ -29,14 +30,12 @@ def patched_plan(model) -> TransferPlan:
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
     """A video latent ``[B, C, T, H, W]`` as one wide image ``[B, C, H, T * W]`` (statistics over the clip)."""
-    return x if x.ndim == 4 else x.permute(0, 1, 3, 2, 4).reshape(x.shape[0], x.shape[1], x.shape[3], -1)
+    return x if x.ndim == 4 else einops.rearrange(x, "b c t h w -> b c h (t w)")
 
 
 def _unfold(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    if like.ndim == 4:
-        return x
-    b, c, t, h, w = like.shape
-    return x.reshape(b, c, h, t, w).permute(0, 1, 3, 2, 4)
+    """The inverse of :func:`_fold` for a latent shaped as ``like``."""
+    return x if like.ndim == 4 else einops.rearrange(x, "b c h (t w) -> b c t h w", t=like.shape[2])
 
 
 def _latent_masks(plan: TransferPlan, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +47,7 @@ def _latent_masks(plan: TransferPlan, h: int, w: int) -> tuple[torch.Tensor, tor
         per = frame_masks(plan.masks, plan.family, frames)
         per = plan.masks.target[:, None] if per is None else per
         per = F.interpolate(per.float(), size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
-        tmask = per.permute(0, 2, 1, 3).reshape(per.shape[0], 1, h, frames * w)
+        tmask = einops.rearrange(per, "k f h w -> k 1 h (f w)")
         rmask = rmask.repeat(1, 1, 1, frames)
     return tmask, rmask
 

@@ -18,6 +18,7 @@ Evaluations bring their own (the toy world's ground truth, ``bench/toy_tools/eva
 
 from __future__ import annotations
 
+import einops
 import torch
 
 from ...matching import match_objects
@@ -65,10 +66,10 @@ SEMANTIC = SemanticMatching()
 
 
 def _by_frame(t: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[..., F * n, C?]`` token axis -> frames: ``[B, N, C]`` -> ``[B, F, n, C]``; ``[K, N]`` -> ``[K, F, n]``."""
-    if t.ndim == 3:
-        return t.reshape(t.shape[0], frames, -1, t.shape[-1])
-    return t.reshape(t.shape[0], frames, -1)
+    """The token axis by frame: features ``[B, (F n), C]`` -> ``[B, F, n, C]``; masks ``[K, (F n)]`` -> ``[K, F, n]``
+    (views, no copies)."""
+    pattern = "b (f n) c -> b f n c" if t.ndim == 3 else "k (f n) -> k f n"
+    return einops.rearrange(t, pattern, f=frames)
 
 
 def _match_video(plan, out, refs, out_masks, ref_masks, frames: int, anchor: bool) -> torch.Tensor:
