@@ -6,8 +6,10 @@ The model is ComfyUI's own Flux class with random weights: "small" (hidden 128, 
 (hidden 384, 8 + 16 blocks) for a CPU, "flux-dev" (hidden 3072, 19 + 38 blocks: Flux.1-dev's shapes, bf16,
 a GPU with about 24 GB). Plain sampling = ComfyUI's KSampler path (euler, simple schedule, cfg 1 as for
 Flux-dev, the same steps from the same start step). Transfer = Appearance Transfer Sampler on the Semantic Match
-Patch model (one reference row in the batch, Stable Flow's vital blocks matched at every step, structure by
-the target's queries and keys, masked AdaIN). Wall time (median) and peak extra memory.
+Patch model (one reference row in the batch, Stable Flow's vital blocks rewritten at every step, structure by
+the target's queries and keys, masked AdaIN): with each step's correspondence found once, at the matching block
+(the default), and with every rewritten block matching on its own features (``match_block`` 'each layer', the
+pack's DiT rule before it had a matching block). Wall time (median) and peak extra memory.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def main():
     n = args.size // 8
     tgt, ref = torch.randn(1, 16, n, n, generator=g), torch.randn(1, 16, n, n, generator=g)
     t_inv, r_inv = invert_pair(host, model, pos, neg, tgt, ref, args.steps, 1.0, args.skip, "simple")
-    patched = patched_model(host, model, t_inv, r_inv, object_masks(host, args.size))
+    masks = object_masks(host, args.size)
+    patched = patched_model(host, model, t_inv, r_inv, masks)
+    each = patched_model(host, model, t_inv, r_inv, masks, match_block="each layer")
     start = host.pack_module("engine.backends.sampling").latent_out(model, t_inv.start_latent())
 
     def plain():
@@ -79,12 +83,14 @@ def main():
 
     rows = measure_rows([
         ("plain Flux sampling (KSampler, euler, cfg 1)", plain),
-        ("transfer (vital blocks, one reference row)", lambda: transfer(patched, pos, neg, 1.0)),
+        ("transfer (vital blocks, one reference row; matched once a step)", lambda: transfer(patched, pos, neg, 1.0)),
+        ("transfer, every rewritten block matching on its own", lambda: transfer(each, pos, neg, 1.0)),
         ("inversion, edit-friendly (all steps)",
          lambda: invert(model, pos, neg, tgt, args.steps, 1.0, "ddpm_edit_friendly", args.skip, "simple")),
     ], args.device, args.repeats)
     state = host.pack_module("engine.patch.install").plan_of(patched)
     layers = ", ".join(f"{b}.{i}" for b, i in state.settings.layers)
+    layers += f"; matching block {state.settings.match_block[0]}.{state.settings.match_block[1]}"
     print(f"\nFlux transfer, preset {args.preset}, {args.size}x{args.size}, {args.steps} steps from step {args.skip}, "
           f"blocks {layers}, {machine(args.device)}\n")
     print_rows(rows)

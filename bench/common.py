@@ -166,9 +166,10 @@ def invert_pair(host, model, pos, neg, tgt, ref, steps: int, cfg: float, skip: i
             invert(model, pos, neg, ref, steps, cfg, "ddpm_edit_friendly", skip, scheduler, seed=1))
 
 
-def patched_model(host, model, target, reference, masks, strength: float = 1.0):
-    """Semantic Match Patch's clone of ``model`` (default layers and window)."""
-    plan = host.pack_module("engine.patch.plan").make_plan(model, target, reference, masks, strength=strength)
+def patched_model(host, model, target, reference, masks, strength: float = 1.0, **settings):
+    """Semantic Match Patch's clone of ``model`` (default layers and window unless ``settings`` say otherwise)."""
+    plan = host.pack_module("engine.patch.plan").make_plan(model, target, reference, masks, strength=strength,
+                                                           **settings)
     return host.pack_module("engine.patch.install").patch_model(model, plan)
 
 

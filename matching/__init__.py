@@ -13,7 +13,7 @@ from .correspondence_pictures import (
     reference_palette,
 )
 from .massive import keep_ordinary_channels
-from .match import DEFAULT_CHUNK_BYTES, match_objects, match_tokens
+from .match import DEFAULT_CHUNK_BYTES, SpatialPrior, match_objects, match_tokens
 from .object_masks import ObjectMasks, fit_masks
 from .rearrange import rearrange
 from .token_maps import mask_to_tokens
@@ -23,6 +23,7 @@ __all__ = [
     "match_tokens",
     "match_objects",
     "keep_ordinary_channels",
+    "SpatialPrior",
     "mask_to_tokens",
     "rearrange",
     "masked_adain",

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "match_tokens", "match_objects"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "match_tokens", "match_objects", "SpatialPrior"]
 
 #: Default bound on one chunk's similarity block. At a 128x128 token map (M = 16384 reference tokens)
 #: that is 1024 rows per chunk; the extra memory of a call is this block plus the normalised reference
@@ -204,6 +204,29 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _HALF else dtype
 
 
+class SpatialPrior:
+    """A bonus on the similarity for reference tokens near where a map sends each target token (correspondence
+    hints): ``strength * exp(-|T(p_i) - q_j|^2 / (2 scale^2))``, added to the cosine similarity of target token
+    ``i`` and reference token ``j``. Per object ``k``: ``targets[k]`` ``[N, 2]`` the target tokens' positions
+    already sent through the object's map, ``scale[k]``; ``refs`` ``[M, 2]`` the reference tokens' positions (the
+    same units). ``strength`` 0 adds nothing (the plain rule)."""
+
+    def __init__(self, targets: torch.Tensor, refs: torch.Tensor, scale: torch.Tensor, strength: float):
+        self.targets, self.refs, self.scale, self.strength = targets, refs, scale, float(strength)
+
+    def to(self, device) -> SpatialPrior:
+        return SpatialPrior(self.targets.to(device), self.refs.to(device), self.scale.to(device), self.strength)
+
+    def repeated(self, times: int) -> SpatialPrior:
+        """The prior of a clip of ``times`` frames matched as one (tokens frame by frame, the same map each)."""
+        return SpatialPrior(self.targets.repeat(1, times, 1), self.refs.repeat(times, 1), self.scale, self.strength)
+
+    def bonus(self, k: int, rows: slice, dtype) -> torch.Tensor:
+        """``[1, rows, M]``: object ``k``'s bonus for target tokens ``rows`` (a few flops per pair: no sync)."""
+        d2 = torch.cdist(self.targets[k, rows].to(dtype), self.refs.to(dtype)).square()
+        return (self.strength * torch.exp(-d2 / (2 * self.scale[k].to(dtype) ** 2))).unsqueeze(0)
+
+
 @torch.no_grad()
 def _match_core(
     out: torch.Tensor,
@@ -211,8 +234,10 @@ def _match_core(
     out_mask: torch.Tensor | None,
     ref_mask: torch.Tensor | None,
     chunk_bytes: int,
+    prior: tuple[SpatialPrior, int] | None = None,
 ) -> torch.Tensor:
-    """out [B,N,C], ref [B or 1,M,C], out_mask [B,N] | None, ref_mask [B or 1,M] | None -> [B,N] long.
+    """out [B,N,C], ref [B or 1,M,C], out_mask [B,N] | None, ref_mask [B or 1,M] | None -> [B,N] long;
+    ``prior``: (a SpatialPrior, the object it is for), its bonus added to every similarity row.
 
     No validation and no host synchronisation.
     """
@@ -234,17 +259,20 @@ def _match_core(
             bias = bias.expand(B, -1, -1)
     itemsize = torch.empty((), dtype=work).element_size()
     rows = max(1, min(N, chunk_bytes // max(1, B * M * itemsize)))
-    if rows >= N:
-        o = out.to(work)
+
+    def similarity(s: slice) -> torch.Tensor:
+        o = out[:, s].to(work)
         sim = torch.bmm(o, ref_t) if bias is None else torch.baddbmm(bias, o, ref_t)
-        idx = sim.argmax(dim=-1)
+        if prior is not None:  # cos(o, r) = o . r / |r| / |o|: the bonus is added to the cosine itself
+            sim = sim / o.norm(dim=-1, keepdim=True).clamp(min=1e-12) + prior[0].bonus(prior[1], s, work)
+        return sim
+
+    if rows >= N:
+        idx = similarity(slice(0, N)).argmax(dim=-1)
     else:
         idx = torch.empty(B, N, dtype=torch.long, device=device)
         for s in range(0, N, rows):
-            o = out[:, s : s + rows].to(work)
-            sim = torch.bmm(o, ref_t) if bias is None else torch.baddbmm(bias, o, ref_t)
-            idx[:, s : s + rows] = sim.argmax(dim=-1)
-            del sim
+            idx[:, s : s + rows] = similarity(slice(s, s + rows)).argmax(dim=-1)
     valid = None
     if out_mask is not None:
         valid = out_mask if out_mask.shape[0] == B else out_mask.expand(B, -1)
@@ -318,6 +346,7 @@ def match_objects(
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     check: bool = True,
+    prior: SpatialPrior | None = None,
 ) -> torch.Tensor:
     """Multi-object matching: target object ``k`` takes its appearance from reference ``ref_ids[k]``.
 
@@ -331,6 +360,8 @@ def match_objects(
             match inside its reference; ``None`` = the whole reference.
         chunk_bytes, check: as in :func:`match_tokens`; with ``check=True`` every ``out_masks[k]`` and
             ``ref_masks[k]`` must be non-empty.
+        prior: a :class:`SpatialPrior` (correspondence hints): its bonus for object ``k`` is added to the cosine
+            similarity of that object's tokens; ``None`` (or strength 0): the plain rule, bit for bit.
 
     Returns:
         ``[N]`` (or ``[B, N]``) long FLAT indices into ``refs`` viewed as ``[R * M, C]``
@@ -357,6 +388,7 @@ def match_objects(
             out_masks[:, k],
             None if ref_masks is None else ref_masks[:, k],
             chunk_bytes,
+            None if prior is None or prior.strength == 0 else (prior, k),
         )
         result = torch.where(src >= 0, src + r * M, result)  # later objects overwrite earlier ones
     return result if batched else result[0]

@@ -22,6 +22,7 @@ END_PERCENT = 1.0
 STRUCTURE_EVERY = 5
 STRUCTURE_END_PERCENT = 0.60
 STRENGTH = 1.0
+HINT_STRENGTH = 1.0  # correspondence hints (not the authors'): the bonus near where the hints' map sends a token
 
 # Appearance Transfer Sampler
 CFG = 2.5

@@ -19,12 +19,13 @@ import torch
 
 from ...inversion import Inversion, ModelFingerprint
 from ...matching import ObjectMasks, mask_to_tokens
+from ...matching.hints import hint_field, parse_hints
 from ..models import defaults as authors
 from ..models.blocks import attention_blocks, spatial_patch, token_maps
 from ..models.families import Family, family_of, vae_stride
 from ..models.layers import format_blocks, resolve_layers, resolve_match_block
 from ..models.variant import OWN, fingerprint
-from .sources import SEMANTIC, MatchSource
+from .sources import SEMANTIC, MatchSource, SemanticMatching
 
 PLAN_KEY = "e4e_transfer_plan"  # model_options entry of a patched clone
 NEAR = 0.02  # relative sigma distance below which a sampler step *is* an inversion step
@@ -264,11 +265,11 @@ def _token_masks(masks: ObjectMasks, grids, per_frame: torch.Tensor | None, fram
 def make_plan(model, target, reference, masks=None, extra_references=(), layers="auto", custom_layers="",
               start_percent=authors.START_PERCENT, end_percent=authors.END_PERCENT,
               structure_every=authors.STRUCTURE_EVERY, structure_end_percent=authors.STRUCTURE_END_PERCENT,
-              strength=authors.STRENGTH, video_matching=VIDEO_MATCHING[0], match_block="auto",
-              source: MatchSource = SEMANTIC) -> TransferPlan:
+              strength=authors.STRENGTH, video_matching=VIDEO_MATCHING[0], match_block="auto", hints="",
+              hint_strength=authors.HINT_STRENGTH, source: MatchSource = SEMANTIC) -> TransferPlan:
     """Check every input (naming the one at fault) and decide the whole transfer, before any model call.
     ``source``: where each step's correspondence comes from (the method's own matching unless an evaluation
-    asks for another, ``sources.py``)."""
+    asks for another, ``sources.py``); ``hints`` steer the method's own (``matching.hints``)."""
     fam = family_of(model)  # refuses unsupported families first
     fp = fingerprint(model)
     stride = vae_stride(model.model.latent_format)
@@ -304,12 +305,20 @@ def make_plan(model, target, reference, masks=None, extra_references=(), layers=
     # [n + 1, R, C, (T,) H, W]; a one-image reference of a video is its one frame repeated over the target's frames
     ref_latents = torch.cat([r.latents.expand(-1, -1, *target.latent_shape) for r in refs], dim=1)
     n_refs = ref_latents.shape[1]
+    ref_ids = masks.resolve_ref_ids(n_refs)
+    if not 0.0 <= hint_strength <= 10.0:
+        raise ValueError("hint_strength: must be between 0 and 10 (0: the hints do nothing)")
+    field = hint_field(parse_hints(hints), masks.target, masks.reference, ref_ids, n_refs, hint_strength)
+    if field is not None:
+        if source is not SEMANTIC:
+            raise ValueError("hints: they steer the method's own matching; this plan takes its matches elsewhere")
+        source = SemanticMatching(field)
     token_masks = _token_masks(masks, grids, frame_masks(masks, fam, frames), frames,
                                anchor=video_matching == "anchor frame")
     return TransferPlan(
         target=target,
         masks=masks,
-        ref_ids=masks.resolve_ref_ids(n_refs),
+        ref_ids=ref_ids,
         settings=settings,
         family=fam,
         fingerprint=fp,

@@ -52,6 +52,7 @@ class TransferRun:
         self._warned_near = False
         self._latents: dict = {}  # (device, dtype) -> (references', target's latents)
         self._masks: dict = {}  # (grid, device) -> (target, reference) token masks
+        self._copies: dict = {}  # what a match source keeps on the device for this run (a hint prior per map)
 
     def step_of_sigma(self, sigma: float) -> int:
         step, off = self.plan.step_of_sigma(sigma)
@@ -80,6 +81,13 @@ class TransferRun:
             tgt, ref = self.plan.tensors.masks[grid]
             self._masks[key] = (tgt.to(device), ref.to(device))
         return self._masks[key]
+
+    def on_device(self, key, make):
+        """``make()``, made once per run for ``key`` (a source's device copies: made from the plan, kept by the
+        run)."""
+        if key not in self._copies:
+            self._copies[key] = make()
+        return self._copies[key]
 
     def keep_shared(self, step: int, src: torch.Tensor):
         """The matching block's correspondence at ``step`` (DiT), for the other rewritten blocks."""
