@@ -25,7 +25,7 @@ from ..models.blocks import attention_blocks, spatial_patch, token_maps
 from ..models.families import Family, family_of, vae_stride
 from ..models.layers import format_blocks, resolve_layers, resolve_match_block
 from ..models.variant import OWN, fingerprint
-from .sources import SEMANTIC, MatchSource, SemanticMatching
+from .sources import SEMANTIC, MatchSource
 
 PLAN_KEY = "e4e_transfer_plan"  # model_options entry of a patched clone
 NEAR = 0.02  # relative sigma distance below which a sampler step *is* an inversion step
@@ -310,9 +310,7 @@ def make_plan(model, target, reference, masks=None, extra_references=(), layers=
         raise ValueError("hint_strength: must be between 0 and 10 (0: the hints do nothing)")
     field = hint_field(parse_hints(hints), masks.target, masks.reference, ref_ids, n_refs, hint_strength)
     if field is not None:
-        if source is not SEMANTIC:
-            raise ValueError("hints: they steer the method's own matching; this plan takes its matches elsewhere")
-        source = SemanticMatching(field)
+        source = source.with_hints(field)
     token_masks = _token_masks(masks, grids, frame_masks(masks, fam, frames), frames,
                                anchor=video_matching == "anchor frame")
     return TransferPlan(

@@ -35,6 +35,10 @@ class MatchSource:
                 block: tuple[str, int]) -> torch.Tensor:
         raise NotImplementedError
 
+    def with_hints(self, hints: HintField) -> MatchSource:
+        """This source steered by correspondence hints (only the method's own matching takes them)."""
+        raise ValueError(f"hints: they steer the method's own matching; this plan takes its matches from {self.name}")
+
     def __repr__(self):
         return f"<{self.name}>"
 
@@ -47,6 +51,9 @@ class SemanticMatching(MatchSource):
 
     def __init__(self, hints: HintField | None = None):
         self.hints = hints
+
+    def with_hints(self, hints: HintField) -> SemanticMatching:
+        return SemanticMatching(hints)
 
     def matches(self, plan, run, call, out, refs, grid, block):
         out_masks, ref_masks = run.token_masks(grid, out.device)
