@@ -52,3 +52,23 @@ def test_ci_runs_the_readme_test_command():
     assert commands[2] == "bash scripts/run_tests.sh"
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert commands[2] in [line.strip() for line in ci]
+
+
+def test_the_layout_table_matches_the_tree():
+    """Every place the README's layout table names exists, every top-level folder of the repository and every file
+    of engine/'s layers is named there."""
+    import subprocess
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- layout:start -->", 1)[1].split("<!-- layout:end -->", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {re.match(r"\| `([^`]+)`", line).group(1).rstrip("/") for line in rows}
+    assert all((REPO / p).exists() for p in named), sorted(p for p in named if not (REPO / p).exists())
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    top = {p.split("/")[0] for p in tracked if "/" in p}
+    layered = {f"engine/{p.split('/')[1]}" for p in tracked if p.startswith("engine/") and p.count("/") == 2}
+    assert top - {"engine"} <= named and layered <= named, (sorted(top - named), sorted(layered - named))
+    for folder in layered:
+        row = next(line for line in rows if line.startswith(f"| `{folder}/`"))
+        files = {Path(p).name for p in tracked if p.startswith(folder + "/") and p.endswith(".py")} - {"__init__.py"}
+        assert all(f"`{f}`" in row for f in files), (folder, sorted(f for f in files if f"`{f}`" not in row))
