@@ -76,7 +76,8 @@ class ObjectMasks:
         for name, stack in (("target_mask", self.target), ("reference_mask", self.reference)):
             empty = [k + 1 for k in range(stack.shape[0]) if float(stack[k].max()) <= 0]
             if empty:
-                raise ValueError(f"{name}: object(s) {empty} are empty (all zero); draw the object or remove that mask")
+                raise ValueError(f"{name}: object(s) {empty} are empty (all zero); draw the object, or remove that "
+                                 "object's target and reference masks")
         if self.ref_ids is not None:
             self.ref_ids = tuple(int(r) for r in self.ref_ids)
             if len(self.ref_ids) != self.objects:

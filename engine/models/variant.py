@@ -24,7 +24,8 @@ def prediction_type(model) -> str:
         return "flow"
     raise UnsupportedModelError(
         f"model: its sampling type {type(ms).__name__} is neither eps, v nor rectified flow; "
-        f"use a {supported()} checkpoint without an EDM/other sampling patch."
+        f"use a {supported()} checkpoint without a sampling patch of another kind (e.g. a ModelSamplingContinuousV "
+        "or Cosmos one)."
     )
 
 

@@ -78,18 +78,28 @@ def setup_comfyui(full: bool = False) -> Path:
     return path
 
 
+_FOUND: dict = {}  # the pack module once found (looking through sys.modules costs a path lookup per module)
+
+
 def load_pack(name: str = PACK_NAME):
     """This repository as a package, as ComfyUI imports it from ``custom_nodes/`` (the one already imported, under
     whatever name, if any)."""
     import importlib.util
 
+    found = _FOUND.get("pack")
+    if found is not None and sys.modules.get(found.__name__) is found:
+        return found
+    init = str(REPO / "__init__.py")
     for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == REPO / "__init__.py":
+        file = getattr(module, "__file__", None)
+        if file and (file == init or Path(file).resolve() == REPO / "__init__.py"):
+            _FOUND["pack"] = module
             return module
     spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    _FOUND["pack"] = module
     return module
 
 
