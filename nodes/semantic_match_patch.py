@@ -9,9 +9,11 @@ from ..engine.models.families import family_keys, family_names
 from ..engine.models.layers import CUSTOM_DEFAULT, GRAMMAR, LAYER_PRESETS, MATCH_AUTO
 from ..engine.patch.install import patch_model
 from ..engine.patch.plan import VIDEO_MATCHING, make_plan
+from ..engine.patch.sources import SEMANTIC, PositionMatching
 from .types import CATEGORY, INVERSION, MASKS
 
 MAX_EXTRA_REFERENCES = 3
+MATCHING = ("semantic", "positions (baseline)")
 DIT_NAMES, UNET_NAMES = family_names(family_keys("dit")), family_names(family_keys("unet"))
 
 
@@ -39,6 +41,7 @@ class SemanticMatchPatch:
         optional["video_matching"] = (list(VIDEO_MATCHING), {"default": VIDEO_MATCHING[0], "tooltip": "Video (Wan): per frame matches every frame against the reference on its own (the paper's rule, frame by frame); anchor frame matches the first frame and lets every other token take the match of its nearest first-frame token of the same object (a part keeps its reference part: least flicker); whole clip matches every token against all the reference's frames. Images ignore it."})
         optional["hints"] = ("STRING", {"default": "", "multiline": True, "tooltip": "Correspondence hints, where the matching goes wrong (left and right swapped, a part taken for its twin): pairs 'target x,y > reference x,y' (image-relative, 0..1, x from the left, y from the top), separated by ';' or new lines, '@2' at the end of a pair for reference 2. Click them in the correspondence viewer of the Appearance Transfer Sampler after a run: click the target spot, then the reference spot. Per object, a map fitted to its hints (a shift, a similarity, or from three hints an affine map; mirrored where that fits the masks better) favours the reference tokens near where it sends each target token, and a hinted spot takes its hinted spot. Empty: the plain matching."})
         optional["hint_strength"] = ("FLOAT", {"default": authors.HINT_STRENGTH, "min": 0.0, "max": 10.0, "step": 0.05, "tooltip": "How much the hints steer: the bonus on the cosine similarity (which runs from -1 to 1) of the reference tokens where the hints' map sends a target token. 0: the hints do nothing (the plain matching, bit for bit)."})
+        optional["matching"] = (list(MATCHING), {"default": MATCHING[0], "tooltip": "semantic: the method (each target token takes its most similar reference token). positions (baseline): token i takes the reference token at the same place, nothing is matched: put it beside the method to see what the matching does (the toy world's template does)."})
         optional["match_block"] = ("STRING", {"default": MATCH_AUTO, "tooltip": f"Diffusion transformers ({DIT_NAMES}): the one block whose features find each step's correspondence, which every rewritten block then uses (the same target token takes the same reference token everywhere). auto: the block at half the depth (Flux.1 single.9, as DiTF; SD3.5 Large double.19, Qwen-Image double.30, Wan 1.3B double.15); a block like 'single.9' or 'double.12'; 'each layer': every rewritten block matches on its own features. UNets ({UNET_NAMES}) always match at every rewritten layer on its own features, the paper's rule: leave auto."})
         return {
             "required": {
@@ -58,13 +61,16 @@ class SemanticMatchPatch:
 
     def patch(self, model, reference, target, layers, custom_layers, start_percent, end_percent, structure_every,
               structure_end_percent, strength, masks=None, video_matching=VIDEO_MATCHING[0], match_block=MATCH_AUTO,
-              hints="", hint_strength=authors.HINT_STRENGTH, **extra):
+              hints="", hint_strength=authors.HINT_STRENGTH, matching=None, **extra):
         finite(start_percent=start_percent, end_percent=end_percent, structure_end_percent=structure_end_percent,
                strength=strength, hint_strength=hint_strength)
         extra_refs = [extra.get(f"reference_{i}") for i in range(2, 2 + MAX_EXTRA_REFERENCES)]
+        if matching not in (None, *MATCHING):
+            raise ValueError(f"matching: {matching!r} is not one of {list(MATCHING)}")
+        source = PositionMatching() if matching == MATCHING[1] else SEMANTIC
         plan = make_plan(model, target, reference, masks, extra_refs, layers, custom_layers, start_percent,
                          end_percent, structure_every, structure_end_percent, strength, video_matching, match_block,
-                         hints, hint_strength)
+                         hints, hint_strength, source=source)
         window = plan.window()
         matcher = plan.settings.match_block
         ui = {"e4e_model": [{"family": plan.family.key,
