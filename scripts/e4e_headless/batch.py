@@ -9,14 +9,14 @@ from pathlib import Path
 
 from .client import ComfyClient, saved_images
 from .errors import Cancelled, Refused, RunError, ServerDown
-from .jobs import Job, output_path, prepare_inputs, upload_name
+from .jobs import Job, job_settings, output_path, prepare_inputs, upload_name
 from .workflow_fill import fill_workflow
 
 
 def run_on_server(client: ComfyClient, job: Job, files: dict, workflow: dict, settings: dict, out_dir: Path,
                   timeout: float, log=None) -> list[str]:
     names = {key: client.upload(upload_name(key, data), data) for key, data in files.items()}
-    prompt = fill_workflow(workflow, names, settings)
+    prompt = fill_workflow(workflow, names, job_settings(job, settings))
     entry = client.run(prompt, timeout=timeout, log=log)
     images = saved_images(prompt, entry)
     if not images:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import Cancelled, RunError
-from .jobs import Job, output_name, prepare_inputs, read_pairs
+from .jobs import Job, output_name, prepare_inputs, read_hints, read_pairs
 from .settings import API_WORKFLOWS, DEFAULTS, FLUX_MODEL, FLUX_TEXT_ENCODERS, FLUX_VAE, PROMPT_TEMPLATE
 from .workflow_fill import drop_masks, load_workflow, schedule_of
 
@@ -49,7 +49,10 @@ def build_parser(prog: str = "e4e-run") -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="the toy world demo (the default when no images are given)")
     p.add_argument("--demo-pair", type=int, metavar="SEED",
                    help="which pair of toy creatures the demo draws (default: the workflow's)")
-    p.add_argument("--pairs", help="CSV of reference,target[,reference_mask,target_mask] rows (a batch)")
+    p.add_argument("--pairs", help="CSV of reference,target[,reference_mask,target_mask[,hints]] rows (a batch)")
+    p.add_argument("--hints", help="correspondence hints for Semantic Match Patch ('0.31,0.42 > 0.70,0.41; ...': "
+                                   "target x,y > reference x,y, image-relative), or a file holding them; a "
+                                   "pairs file's fifth column overrides it per pair")
     p.add_argument("--out", default="e4e_out", help="folder for the results (default: e4e_out)")
     p.add_argument("--server", action="append", default=[], metavar="URL",
                    help="a ComfyUI server with this pack, e.g. http://127.0.0.1:8188; repeat to spread a batch; "
@@ -124,7 +127,8 @@ def _settings(args, workflows: dict) -> dict:
             raise RunError(f"--skip-steps: {skip_steps}; use 0 to {args.steps - 1} with --steps {args.steps}")
     return {"prompt": prompt, "negative": args.negative, "steps": args.steps, "skip_steps": skip_steps,
             "inversion_cfg": args.inversion_cfg, "cfg": args.cfg, "seed": args.seed, "width": width,
-            "height": height, "checkpoint": args.checkpoint if args.server else None}
+            "height": height, "checkpoint": args.checkpoint if args.server else None,
+            "hints": read_hints(args.hints)}
 
 
 def _jobs(args, parser) -> list[Job]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from .client import saved_images, saved_images_by_node
 from .errors import Cancelled, RunError, failure_message, last_line, refused_message
 from .host import NoComfyUI, find_comfyui
-from .jobs import Job, output_path, prepare_inputs, upload_name
+from .jobs import Job, job_settings, output_path, prepare_inputs, upload_name
 from .progress import ProgressLines
 from .settings import API_WORKFLOWS, REPO, is_pack
 from .workflow_fill import fill_workflow, load_workflow
@@ -364,7 +364,8 @@ def run_in_process(jobs: list[Job], workflows: dict, settings: dict, size: tuple
                 for key, data in prepare_inputs(job, size).items():
                     names[key] = upload_name(key, data)
                     (comfy.base / "input" / names[key]).write_bytes(data)
-                prompt = fill_workflow(workflows["masks" if job.reference_mask else "whole"], names, settings)
+                prompt = fill_workflow(workflows["masks" if job.reference_mask else "whole"], names,
+                                       job_settings(job, settings))
                 comfy.require(prompt)
                 outputs = runner.execute(prompt)
                 images = saved_images(prompt, {"outputs": outputs})

@@ -17,6 +17,7 @@ class Job:
     target: str
     reference_mask: str | None = None
     target_mask: str | None = None
+    hints: str | None = None  # correspondence hints for Semantic Match Patch (None: the run's --hints)
     name: str = ""
     attempts: int = 0
     tried: set = field(default_factory=set)
@@ -40,15 +41,35 @@ def read_pairs(path: str) -> list[Job]:
             continue
         if i == 1 and row[0].lower() in ("reference", "reference_image", "ref"):
             continue  # header
-        if len(row) not in (2, 4):
-            raise RunError(f"--pairs: {path} line {i}: expected reference,target[,reference_mask,target_mask]")
-        paths = [str((base / c).resolve()) if c else None for c in row]
+        if len(row) not in (2, 4, 5):
+            raise RunError(f"--pairs: {path} line {i}: expected reference,target[,reference_mask,target_mask"
+                           "[,hints]] (hints in double quotes: they hold commas)")
+        hints = row[4] if len(row) == 5 else None
+        paths = [str((base / c).resolve()) if c else None for c in row[:4]]
         if len(paths) == 4 and bool(paths[2]) != bool(paths[3]):
             raise RunError(f"--pairs: {path} line {i}: give both masks or none")
-        jobs.append(Job(paths[0], paths[1], *(paths[2:4] if len(paths) == 4 else (None, None))))
+        jobs.append(Job(paths[0], paths[1], *(paths[2:4] if len(paths) == 4 else (None, None)), hints=hints or None))
     if not jobs:
         raise RunError(f"--pairs: {path} has no rows")
     return jobs
+
+
+def job_settings(job: Job, settings: dict) -> dict:
+    """The run's settings with the job's own (its hints, from the pairs file, over the run's --hints)."""
+    return dict(settings, hints=job.hints) if job.hints is not None else settings
+
+
+def read_hints(value: str | None) -> str | None:
+    """``--hints``: the hints themselves, or a file holding them (as the node's input takes them)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise RunError(f"--hints: cannot read {value} ({exc.strerror})") from None
+    return value
 
 
 def output_name(job: Job, taken: set) -> str:

@@ -151,6 +151,7 @@ def fill_workflow(prompt: dict, names: dict, settings: dict) -> dict:
     put(["invert"], "skip_steps", s.get("skip_steps"))
     put(["invert"], "cfg", s.get("inversion_cfg"))
     put(["invert"], "seed", s.get("seed"))
+    put(["patch"], "hints", s.get("hints"))
     put(["sampler", "ksampler"], "cfg", s.get("cfg"))
     if found["ksampler"]:  # KSamplerAdvanced follows the inversion's schedule
         put(["ksampler"], "steps", s.get("steps"))
