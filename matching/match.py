@@ -221,10 +221,13 @@ class SpatialPrior:
         """The prior of a clip of ``times`` frames matched as one (tokens frame by frame, the same map each)."""
         return SpatialPrior(self.targets.repeat(1, times, 1), self.refs.repeat(times, 1), self.scale, self.strength)
 
-    def bonus(self, k: int, rows: slice, dtype) -> torch.Tensor:
-        """``[1, rows, M]``: object ``k``'s bonus for target tokens ``rows`` (a few flops per pair: no sync)."""
-        d2 = torch.cdist(self.targets[k, rows].to(dtype), self.refs.to(dtype)).square()
-        return (self.strength * torch.exp(-d2 / (2 * self.scale[k].to(dtype) ** 2))).unsqueeze(0)
+    def add_bonus(self, sim: torch.Tensor, k: int, rows: slice) -> torch.Tensor:
+        """``sim`` ``[B, rows, M]`` plus object ``k``'s bonus for target tokens ``rows``, in place (a few flops per
+        pair, no host synchronisation)."""
+        t, q = self.targets[k, rows].to(sim.dtype), self.refs.to(sim.dtype)
+        d2 = torch.addmm((t * t).sum(-1, keepdim=True) + (q * q).sum(-1), t, q.T, alpha=-2.0)  # [rows, M]
+        d2.mul_(-0.5 / self.scale[k].to(sim.dtype) ** 2).exp_().mul_(self.strength)
+        return sim.add_(d2)
 
 
 @torch.no_grad()
@@ -264,7 +267,7 @@ def _match_core(
         o = out[:, s].to(work)
         sim = torch.bmm(o, ref_t) if bias is None else torch.baddbmm(bias, o, ref_t)
         if prior is not None:  # cos(o, r) = o . r / |r| / |o|: the bonus is added to the cosine itself
-            sim = sim / o.norm(dim=-1, keepdim=True).clamp(min=1e-12) + prior[0].bonus(prior[1], s, work)
+            sim = prior[0].add_bonus(sim.div_(o.norm(dim=-1, keepdim=True).clamp(min=1e-12)), prior[1], s)
         return sim
 
     if rows >= N:
