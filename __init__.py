@@ -12,6 +12,9 @@ except ImportError as error:  # pragma: no cover - only on an old ComfyUI
     ) from error
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes.example_inputs import copy_example_inputs
+
+copy_example_inputs()  # the images the shipped workflows load, into ComfyUI's input folder when absent (never over a file)
 
 WEB_DIRECTORY = "./web/js"
 

@@ -105,14 +105,19 @@ class ObjectMasks:
         """Target masks per object: one per frame (``F``), or ``None`` for one mask for all frames."""
         return None if self.per_frame is None else self.per_frame.shape[1]
 
-    def describe(self) -> str:
-        """What Load Masks got, in words (shown under the node)."""
+    def describe(self, frames: int | None = None) -> str:
+        """What Load Masks got, in words (shown under the node and logged). ``frames``: how many images the target
+        has (a video's frames), when known; frames are spoken of only where there are several."""
         k = self.objects
         whole = tuple(self.target.shape[-2:]) == (1, 1)
         what = "whole images" if whole else f"{k} object{'s' if k > 1 else ''}"
-        if self.per_frame is None:
-            return f"{what}; one target mask per object for all frames"
-        return f"{what}; a target mask per frame ({self.frames} frames per object)"
+        if self.per_frame is not None:
+            return f"{what}; a target mask per frame ({self.frames} frames per object)"
+        if frames == 1 or whole:
+            return what
+        if frames:
+            return f"{what}; one target mask per object for all {frames} frames"
+        return f"{what}; one target mask per object for all frames"
 
     def target_frames(self, frames: int, stride: int) -> torch.Tensor:
         """Target masks ``[K, frames, H, W]`` for a latent of ``frames`` frames whose VAE packs ``stride`` video

@@ -24,8 +24,11 @@ class AppearanceTransferSampler:
     RETURN_NAMES = ("latent", "correspondence")
     OUTPUT_TOOLTIPS = (
         "The transferred latent (decode with VAE Decode).",
-        "Correspondences of the last matched step: each target token coloured by the reference position it "
-        "takes its appearance from (the reference colour code is shown beside it); grey = kept.",
+        "What was matched, at the last matched step: on the left the reference's colour code (each reference "
+        "position has its own colour: red grows to the right, green downwards; one code per reference), on the "
+        "right the target, each spot painted in the colour of the reference position it takes its appearance "
+        "from; dark grey: outside the masks, kept as it is. The viewer on this node shows the same on the images "
+        "after a run, with notices about nodes added after Semantic Match Patch that change the model.",
     )
 
     @classmethod

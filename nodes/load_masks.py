@@ -54,6 +54,8 @@ class LoadMasks:
         masks = load_masks(reference_of_object, invert, width, height, crop, target_mask, reference_mask,
                            target_mask_file, reference_mask_file, target_image, reference_image)
         pic = preview(masks, target_image, reference_image)
-        logging.getLogger("eye_for_an_eye").info("Load Masks: %s", masks.describe())
-        return {"ui": {"images": [save_preview(p, "e4e_masks") for p in pic], "text": [masks.describe()]},
+        frames = 1 if target_image is None else int(target_image.shape[0])  # no target image: taken as a still
+        said = masks.describe(frames)
+        logging.getLogger("eye_for_an_eye").info("Load Masks: %s", said)
+        return {"ui": {"images": [save_preview(p, "e4e_masks") for p in pic], "text": [said]},
                 "result": (masks, pic)}

@@ -1,19 +1,30 @@
-"""Generate the shipped workflows (editor + API format) and their thumbnails from one description.
+"""Generate the shipped workflows (editor + API format), their thumbnails and the editor's list of them.
 
     COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py          # workflows/TITLE.json, TITLE.jpg, api/
     COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py --check  # fails if the files are out of date
 
 Each workflow has a short name (its API file, api/NAME.api.json, which scripts and the headless runner use) and a
-title (TEMPLATES below), the name of its editor file and thumbnail. ComfyUI's template browser shows nothing but the
-file name: the card's title is the file name without ".json", its description the same with "-" and "_" turned
-into spaces (frontends 1.27 to 1.58 read no per-pack index or metadata), so the titles are written to be read.
-The pack's category label in the browser comes from locales/en/main.json.
+title (TEMPLATES below), the name of its editor file and thumbnail. What the template browser does with them
+(ComfyUI v0.3.64 lists workflows/*.json in the file system's order; frontends 1.27 and 1.58 read no per-pack index):
 
-Run it with a full ComfyUI's Python (scripts/run_tests.sh makes one: .venv-comfyui, with .comfyui/ComfyUI). The
-inputs of each node (order, widgets, defaults) come from the real node definitions: this pack's INPUT_TYPES and
-the checkout's built-in nodes. The authors' settings come from engine/defaults.py through the runner's DEFAULTS,
-so the runner and the workflows cannot drift apart. The tests check the result with ComfyUI's own prompt
-validation and the real editor (tests/test_workflows.py, tests/test_web.py).
+- a card's title is the file name; 1.27 shows the file name again as the description ("-" and "_" as spaces), 1.58
+  shows no description. So the titles are short and differ in their first words, and the pack's editor extension
+  (web/js/e4e_browser.js) lists the cards in TEMPLATES' order and writes each card's description, both from
+  web/js/e4e_templates.js, which this script writes;
+- the thumbnail is TITLE.jpg, shown square (400 x 400 here): the toy world's real result, drawn large;
+- a template opens with the view fitted to its graph (1.58 ignores the workflow's extra.ds for templates, 1.27 fits
+  when there is none), and the extension turns a fit too small to draw text into a readable one from the left;
+- model download links: the loaders' ``properties.models`` and the workflow's ``models`` list (name, url,
+  directory, as ComfyUI's own templates carry them); both frontends read them when a model is missing;
+- each graph carries a Markdown Note (what it does, the models with their links, the inputs, what the outputs show).
+
+Run it with a full ComfyUI's Python (scripts/run_tests.sh makes one: .venv, with .comfyui/ComfyUI). The inputs of
+each node (order, widgets, defaults) come from the real node definitions: this pack's INPUT_TYPES and the checkout's
+built-in nodes. The authors' settings come from engine/defaults.py through the runner's DEFAULTS, so the runner and
+the workflows cannot drift apart. Writing (not --check) runs the toy world once through the in-process runner for
+the thumbnails (``--toy-result sheet.png`` takes a sheet `python scripts/e4e_run.py` wrote instead). The tests
+check the result with ComfyUI's own prompt validation and the real editor (tests/test_workflows.py,
+tests/test_web.py).
 """
 
 from __future__ import annotations
@@ -23,26 +34,73 @@ import importlib.util
 import io
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
+EXTENSION_DATA = "web/js/e4e_templates.js"  # the editor's list of the templates (order, card descriptions)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-COL_WIDTH, GAP = 360, 30
-# short name -> title: the editor file workflows/TITLE.json (and TITLE.jpg), as the template browser shows it.
-# Letters, digits, spaces, "-" and "." only: both frontends fetch /api/workflow_templates/<pack>/<TITLE>.json.
+NODE_WIDTH, COL_WIDTH = 300, 340
+TITLE_HEIGHT, GAP = 30, 30  # LiteGraph draws a node's title above its pos; the space between two nodes
+THUMB = 400  # thumbnails are square (the template browser crops to a square)
+# short name -> title (the editor file workflows/TITLE.json and TITLE.jpg, the card's title), in the order the
+# template browser lists them: the one that runs without a checkpoint first. Short, differing in their first 24
+# characters (a card shows about that many); letters, digits, spaces, "-", "." and parentheses only (both frontends
+# fetch /api/workflow_templates/<pack>/<TITLE>.json as it is).
 TEMPLATES = {
-    "sd15_masks": "Eye-for-an-eye SD1.5 with masks",
-    "sd15_whole_image": "Eye-for-an-eye SD1.5 whole images",
-    "sdxl": "Eye-for-an-eye SDXL with masks",
-    "sd15_two_objects": "Eye-for-an-eye SD1.5 two objects",
-    "sd15_ksampler_advanced": "Eye-for-an-eye SD1.5 with KSamplerAdvanced",
-    "flux": "Eye-for-an-eye Flux.1-dev with masks",
-    "toy_world": "Eye-for-an-eye toy world - no checkpoint needed",
-    "qwen_image": "Eye-for-an-eye Qwen-Image with masks",
-    "wan_t2v": "Eye-for-an-eye Wan 2.1 video from one reference image",
+    "toy_world": "Toy world (no checkpoint)",
+    "sd15_masks": "SD1.5 with masks",
+    "sd15_whole_image": "SD1.5 whole images",
+    "sd15_two_objects": "SD1.5 two objects",
+    "sd15_ksampler_advanced": "KSamplerAdvanced SD1.5",
+    "sdxl": "SDXL with masks",
+    "flux": "Flux.1-dev with masks",
+    "qwen_image": "Qwen-Image with masks",
+    "wan_t2v": "Wan 2.1 video",
 }
+# Every model file the templates load: its official download link (the ones ComfyUI's own templates carry, in the
+# comfyui-workflow-templates package; SD1.5's from the same Comfy-Org archive as their fp16 file) and its folder
+# under ComfyUI/models.
+MODEL_LINKS = {
+    "v1-5-pruned-emaonly.safetensors": (
+        "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly.safetensors",
+        "checkpoints"),
+    "sd_xl_base_1.0.safetensors": (
+        "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"
+        "?download=true", "checkpoints"),
+    "flux1-dev.safetensors": (
+        "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors", "diffusion_models"),
+    "clip_l.safetensors": (
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders"),
+    "t5xxl_fp16.safetensors": (
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors", "text_encoders"),
+    "ae.safetensors": (
+        "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors",
+        "vae"),
+    "qwen_image_fp8_e4m3fn.safetensors": (
+        "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/diffusion_models/"
+        "qwen_image_fp8_e4m3fn.safetensors", "diffusion_models"),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": (
+        "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/"
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors", "text_encoders"),
+    "qwen_image_vae.safetensors": (
+        "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors",
+        "vae"),
+    "wan2.1_t2v_1.3B_fp16.safetensors": (
+        "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/"
+        "wan2.1_t2v_1.3B_fp16.safetensors?download=true", "diffusion_models"),
+    "umt5_xxl_fp8_e4m3fn_scaled.safetensors": (
+        "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/"
+        "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders"),
+    "wan_2.1_vae.safetensors": (
+        "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/"
+        "wan_2.1_vae.safetensors", "vae"),
+}
+# the loaders' widgets that name a model file
+MODEL_WIDGETS = {"CheckpointLoaderSimple": ("ckpt_name",), "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+                 "CLIPLoader": ("clip_name",), "DualCLIPLoader": ("clip_name1", "clip_name2")}
 
 
 def _load_runner():
@@ -109,6 +167,8 @@ class Node:
     values: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)  # input name -> (Node, output slot)
     y: int = 0
+    collapsed: bool = False
+    group: str | None = None
 
     def __getitem__(self, key):
         if isinstance(key, str):
@@ -126,22 +186,42 @@ class Node:
         return [(n, e, r) for n, e, r in ordered_inputs(self.spec) if is_widget(e)]
 
     def size(self) -> list[int]:
+        """Width and height as the editor draws the node after a run: its sockets and widgets (LiteGraph's
+        rows), and the room its pictures take once they are there (input previews, output images, Load Masks'
+        preview, the sampler's viewer), so that no node grows over the one below it."""
         rows = max(len(self.sockets), len(self.spec["output"]))
-        height = 30 + 22 * rows + 26 * len(self.widgets)
+        widgets = len(self.widgets) + sum(has_control(n, e) for n, e, _ in self.widgets)
+        widgets += any((e[1] if len(e) > 1 else {}).get("image_upload") for _, e, _ in self.widgets)  # upload button
+        height = 30 + 20 * rows + 26 * widgets  # at least what LiteGraph's computeSize gives (1.27 and 1.58)
         if any((e[1] if len(e) > 1 else {}).get("multiline") for _, e, _ in self.widgets):
-            height += 70
-        if self.type in ("SaveImage", "PreviewImage", "LoadImage", "LoadImageMask"):
-            height += 200
-        if self.type == "E4EAppearanceTransferSampler":
-            height += 240  # the correspondence viewer
-        return [COL_WIDTH - 40, height]
+            height += 60
+        height += PICTURES.get(self.type, 0)
+        return [NODE_WIDTH, height]
+
+    def height(self) -> int:
+        """The height the node takes in its column (a collapsed node: its title only)."""
+        return 0 if self.collapsed else self.size()[1]
+
+
+# Room for a node's pictures, below its widgets, as the frontends size them (measured on 1.27 and 1.58):
+# LoadImage's preview of its file, an output node's image once the graph ran (LiteGraph keeps 220 px for it),
+# Load Masks' mask preview after a run (a UI output of the node: it grows by 224 px), the sampler's correspondence
+# viewer (240 px) with a second line of caption after a run. The run's notices, when there are any, grow the
+# sampler further: it is the last node of its column in every graph.
+PICTURES = {"LoadImage": 210, "LoadImageMask": 210, "SaveImage": 226, "PreviewImage": 226, "SaveAnimatedWEBP": 226,
+            "E4ELoadMasks": 226, "E4EAppearanceTransferSampler": 256}
 
 
 class Graph:
-    def __init__(self, name: str, title: str, about: str, specs: dict):
-        self.name, self.title, self.about, self.specs = name, title, about, specs
+    """One workflow: ``name`` its short name (TEMPLATES' key), ``about`` what it does (the Note's first paragraph),
+    ``summary`` its card description (a sentence)."""
+
+    def __init__(self, name: str, about: str, specs: dict, summary: str):
+        self.name, self.title, self.about, self.summary, self.specs = name, TEMPLATES[name], about, summary, specs
         self.nodes: list[Node] = []
         self.groups: list[tuple[str, list[Node]]] = []
+        self.note_col = 0  # the Markdown Note's column (the first: what a template opens with on the left)
+        self.outputs: list[str] = []  # what the output nodes show, in words (the Note's "What comes out")
 
     def add(self, type_: str, title: str, col: int, **inputs) -> Node:
         spec = self.specs[type_]
@@ -171,14 +251,68 @@ class Graph:
 
     def group(self, title: str, *nodes: Node):
         self.groups.append((title, list(nodes)))
+        for node in nodes:
+            node.group = title
+
+    # -- what the graph needs and says
+
+    def models(self) -> list[dict]:
+        """Every model file the graph loads, as ComfyUI's templates declare them: name, url, directory."""
+        out = []
+        for node in self.nodes:
+            for widget in MODEL_WIDGETS.get(node.type, ()):
+                name = node.values[widget]
+                url, directory = MODEL_LINKS[name]
+                entry = {"name": name, "url": url, "directory": directory}
+                if entry not in out:
+                    out.append(entry)
+        return out
+
+    def images(self) -> list[str]:
+        """The files of ComfyUI's input folder the graph loads (the pack's example inputs)."""
+        names = []
+        for node in self.nodes:
+            if node.type in ("LoadImage", "LoadImageMask"):
+                names.append(node.values["image"])
+            for key in ("reference_mask_file", "target_mask_file"):
+                names += [f.strip() for f in node.values.get(key, "").split(",") if f.strip()]
+        return names
+
+    def note(self) -> str:
+        """The Markdown Note in the graph: what it does, the models (links, folders), the inputs, the outputs."""
+        lines = [f"## {self.title}", "", self.about, ""]
+        models = self.models()
+        if models:
+            lines += ["**Models** (the editor offers the downloads when a file is missing):", ""]
+            lines += [f"- [{m['name']}]({m['url']}) in `ComfyUI/models/{m['directory']}/`" for m in models]
+        else:
+            lines += ["**Models:** none to download: the toy model ships with the pack."]
+        images = self.images()
+        if images:
+            lines += ["", "**Inputs:** " + ", ".join(f"`{n}`" for n in dict.fromkeys(images)) + " from ComfyUI's "
+                      "input folder. The pack puts its examples there when they are absent (it never overwrites a "
+                      "file); pick your own images in the loaders."]
+        lines += ["", "**What comes out:**", ""] + [f"- {o}" for o in self.outputs]
+        lines += ["", "Press **Run**. Each node's tooltips say what its settings do."]
+        return "\n".join(lines).strip() + "\n"
 
     # -- layout and formats
 
     def _layout(self):
-        heights: dict[int, int] = {}
+        """Nodes stacked in their columns (a group's first node leaves room for the group's title), the Note at the
+        foot of its column; returns the Note's position and size."""
+        bottoms: dict[int, int] = {}
+        last_group: dict[int, str | None] = {}
         for node in self.nodes:
-            node.y = heights.get(node.col, 120)
-            heights[node.col] = node.y + node.size()[1] + GAP + 30
+            y = bottoms.get(node.col, TOP)
+            if node.col in last_group and node.group != last_group[node.col] and node.group:
+                y += GROUP_HEADER
+            node.y = y
+            bottoms[node.col] = y + node.height() + TITLE_HEIGHT + GAP
+            last_group[node.col] = node.group
+        y = bottoms.get(self.note_col, TOP) + (GROUP_HEADER if self.note_col in last_group else 0) // 2
+        tallest = max(bottoms.values()) - TITLE_HEIGHT - GAP
+        return [40 + self.note_col * COL_WIDTH, y], [NODE_WIDTH, max(NOTE_MIN_HEIGHT, tallest - y)]
 
     def _order(self) -> dict[int, int]:
         order, done = {}, set()
@@ -190,7 +324,7 @@ class Graph:
         return order
 
     def editor(self) -> dict:
-        self._layout()
+        note_pos, note_size = self._layout()
         order = self._order()
         links, out_links, in_link = [], {}, {}
         for node in self.nodes:
@@ -213,12 +347,16 @@ class Graph:
                 last_required = required and (i + 1 == len(widgets) or not widgets[i + 1][2])
                 if last_required and upload:
                     widgets_values.append("image")  # the upload button's value
+            properties = {"Node name for S&R": node.type}
+            if node.type in MODEL_WIDGETS:  # where the frontends look for a missing model's download link
+                properties["models"] = [{"name": node.values[w], "url": MODEL_LINKS[node.values[w]][0],
+                                         "directory": MODEL_LINKS[node.values[w]][1]} for w in MODEL_WIDGETS[node.type]]
             entry = {
                 "id": node.id,
                 "type": node.type,
                 "pos": [40 + node.col * COL_WIDTH, node.y],
                 "size": node.size(),
-                "flags": {},
+                "flags": {"collapsed": True} if node.collapsed else {},
                 "order": order[node.id],
                 "mode": 0,
                 "inputs": [{"name": n, "type": e[0], "link": in_link.get((node.id, n))} for n, e in node.sockets],
@@ -226,28 +364,33 @@ class Graph:
                              "slot_index": i}
                             for i, (oname, otype) in enumerate(zip(node.spec["output_name"], node.spec["output"]))],
                 "title": node.title,
-                "properties": {"Node name for S&R": node.type},
+                "properties": properties,
                 "widgets_values": widgets_values,
             }
             if node.type.startswith("E4E"):
                 entry["color"], entry["bgcolor"] = "#432", "#653"
             nodes.append(entry)
+        nodes.append({  # the Note: a frontend-only node (not in the API format, not queued), with the last id
+            "id": len(self.nodes) + 1, "type": "MarkdownNote", "pos": note_pos, "size": note_size, "flags": {},
+            "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [], "title": "About this workflow",
+            "properties": {}, "widgets_values": [self.note()], "color": "#432", "bgcolor": "#653"})
         groups = []
         for title, members in self.groups:
             x0 = min(40 + n.col * COL_WIDTH for n in members) - 15
-            y0 = min(n.y for n in members) - 80
+            y0 = min(n.y for n in members) - TITLE_HEIGHT - 50
             x1 = max(40 + n.col * COL_WIDTH + n.size()[0] for n in members) + 15
-            y1 = max(n.y + n.size()[1] for n in members) + 15
+            y1 = max(n.y + n.height() for n in members) + 15
             groups.append({"title": title, "bounding": [x0, y0, x1 - x0, y1 - y0], "color": "#3f789e",
                            "font_size": 22, "flags": {}})
         return {
-            "last_node_id": len(self.nodes),
+            "last_node_id": len(self.nodes) + 1,
             "last_link_id": len(links),
             "nodes": nodes,
             "links": links,
             "groups": groups,
             "config": {},
-            "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "e4e": {"title": self.title, "about": self.about}},
+            "extra": {"e4e": {"title": self.title, "summary": self.summary, "about": self.about}},
+            "models": self.models(),
             "version": 0.4,
         }
 
@@ -265,154 +408,193 @@ class Graph:
         return prompt
 
 
+TOP = 140  # the first node of a column (its group's title above it)
+GROUP_HEADER = 60  # room for a group's title when a column's next node starts another group
+NOTE_MIN_HEIGHT = 420
+
+
 # ------------------------------------------------------------------------------------------- the graphs
+#
+# Column 0 holds the Note; the stages of a transfer follow left to right, one group per column or per set of whole
+# columns (a group's box never reaches into another's column). Nodes are added in the order of their ids (the API
+# files' ids, which the headless runner's tests pin); their column says where they go.
+
+SAVED = "**Save result**: the target with the reference's appearance, in ComfyUI's output folder."
+
+
+def correspondence(refs: int = 1, name: str = "Correspondences", what: str = "the target") -> str:
+    """The Note's words for the sampler's correspondence picture (matching/correspondence_pictures.py draws it)."""
+    code = "the reference's colour code" if refs == 1 else f"the {refs} references' colour codes, one each"
+    return (f"**{name}** (the sampler's second output): on the left {code} (each position of a reference has its "
+            f"own colour: red grows to the right, green downwards), on the right {what}, each spot painted in the "
+            "colour of the reference position it takes its appearance from. Dark grey: outside the masks, kept as "
+            "it is.")
+
+
+VIEWER = ("The sampler's viewer shows the same on the images after a run: hover a spot of the target to see where "
+          "it comes from, or a spot of the reference to see which target spots copy it.")
 
 
 def _common(g: Graph, ckpt: str, size: int):
     """Checkpoint, the authors' FreeU once on its MODEL (used by both inversions and the patch), prompts."""
-    ckpt_node = g.add("CheckpointLoaderSimple", T["checkpoint"], 0, ckpt_name=ckpt)
+    ckpt_node = g.add("CheckpointLoaderSimple", T["checkpoint"], 1, ckpt_name=ckpt)
     b1, b2, s1, s2 = D["freeu_sdxl"] if ckpt == RUN.SDXL_CHECKPOINT else D["freeu"]
-    freeu = g.add("E4EAuthorsFreeU", T["freeu"], 0, model=ckpt_node["MODEL"], b1=b1, b2=b2, s1=s1, s2=s2)
-    pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=ckpt_node["CLIP"])
-    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=ckpt_node["CLIP"])
+    freeu = g.add("E4EAuthorsFreeU", T["freeu"], 1, model=ckpt_node["MODEL"], b1=b1, b2=b2, s1=s1, s2=s2)
+    pos = g.add("CLIPTextEncode", T["prompt"], 1, text=D["prompt"], clip=ckpt_node["CLIP"])
+    neg = g.add("CLIPTextEncode", T["negative"], 1, text=D["negative"], clip=ckpt_node["CLIP"])
     g.group("Model, prompt", ckpt_node, freeu, pos, neg)
     return ckpt_node, freeu, pos, neg
 
 
-def _scale(g: Graph, title: str, image, size: int):
-    return g.add("ImageScale", title, 2, image=image, upscale_method=D["upscale_method"], width=size, height=size,
+def _scale(g: Graph, title: str, image, size: int, col: int):
+    return g.add("ImageScale", title, col, image=image, upscale_method=D["upscale_method"], width=size, height=size,
                  crop=D["crop"])
 
 
-def _invert(g: Graph, title: str, model, pos, neg, latent, method: str | None = None):
+def _invert(g: Graph, title: str, model, pos, neg, latent, col: int, method: str | None = None):
     """DDIM Invert Reference at the authors' settings; ``model``, ``pos``, ``neg``, ``latent``: output sockets."""
-    return g.add("E4EDDIMInvertReference", title, 3, model=model, positive=pos, negative=neg,
+    return g.add("E4EDDIMInvertReference", title, col, model=model, positive=pos, negative=neg,
                  latent=latent, steps=D["steps"], skip_steps=D["skip_steps"], cfg=D["inversion_cfg"],
                  method=method or D["method"], scheduler=D["scheduler"], seed=D["seed"])
 
 
-def _patch(g: Graph, model, ref_inv, tgt_inv, **extra):
+def _patch(g: Graph, model, ref_inv, tgt_inv, col: int, **extra):
     """Semantic Match Patch at the authors' settings; ``model``: an output socket."""
-    return g.add("E4ESemanticMatchPatch", T["patch"], 4, model=model, reference=ref_inv["inversion"],
+    return g.add("E4ESemanticMatchPatch", T["patch"], col, model=model, reference=ref_inv["inversion"],
                  target=tgt_inv["inversion"], layers=D["layers"], custom_layers=D["custom_layers"],
                  start_percent=D["start_percent"], end_percent=D["end_percent"],
                  structure_every=D["structure_every"], structure_end_percent=D["structure_end_percent"],
                  strength=D["strength"], **extra)
 
 
-def _sample_and_save(g: Graph, ckpt, patched, pos, neg, tgt_scaled=None, ref_scaled=None):
+def _sample_and_save(g: Graph, ckpt, patched, pos, neg, col: int, tgt_scaled=None, ref_scaled=None, refs=1):
     extra = {}
     if tgt_scaled is not None:
         extra["target_image"] = tgt_scaled[0]
     if ref_scaled is not None:
         extra["reference_image"] = ref_scaled[0]
-    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], col, model=patched[0], positive=pos[0],
                     negative=neg[0], cfg=D["cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
                     ending=D["ending"], **extra)
-    decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=ckpt["VAE"])
-    save = g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
-    corr = g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
+    decode = g.add("VAEDecode", "VAE Decode", col + 1, samples=sampler["latent"], vae=ckpt["VAE"])
+    save = g.add("SaveImage", T["save"], col + 1, images=decode[0], filename_prefix=D["filename_prefix"])
+    corr = g.add("PreviewImage", "Correspondences", col + 1, images=sampler["correspondence"])
     g.group("Transfer", patched, sampler)
+    g.outputs = [SAVED, correspondence(refs), VIEWER]
     return sampler, decode, save, corr
 
 
-def one_object(name: str, title: str, about: str, specs: dict, ckpt: str, size: int, masks: bool) -> Graph:
-    g = Graph(name, title, about, specs)
+def _masks(g: Graph, col: int, preview: bool = True, **inputs) -> Node:
+    """Load Masks and a preview of them (collapsed: Load Masks shows the same picture itself after a run)."""
+    masks = g.add("E4ELoadMasks", T["masks"], col, reference_of_object=inputs.pop("reference_of_object", ""),
+                  invert=False, crop=D["crop"], **inputs)
+    shown = [masks]
+    if preview:
+        shown.append(g.add("PreviewImage", "Masks preview", col, images=masks["preview"]))
+        shown[-1].collapsed = True
+    g.group("Masks", *shown)
+    return masks
+
+
+def one_object(name: str, about: str, specs: dict, ckpt: str, size: int, masks: bool, summary: str) -> Graph:
+    g = Graph(name, about, specs, summary)
     ckpt_node, model, pos, neg = _common(g, ckpt, size)
-    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
-    ref_mask = g.add("LoadImageMask", T["reference_mask"], 1, image="e4e_reference_mask.png",
+    ref = g.add("LoadImage", T["reference_image"], 2, image="e4e_reference.png")
+    ref_mask = g.add("LoadImageMask", T["reference_mask"], 2, image="e4e_reference_mask.png",
                      channel=D["mask_channel"]) if masks else None
-    tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
-    tgt_mask = g.add("LoadImageMask", T["target_mask"], 1, image="e4e_target_mask.png",
+    tgt = g.add("LoadImage", T["target_image"], 3, image="e4e_target.png")
+    tgt_mask = g.add("LoadImageMask", T["target_mask"], 3, image="e4e_target_mask.png",
                      channel=D["mask_channel"]) if masks else None
-    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], size)
-    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size)
-    g.group("Images, one size", ref, tgt, *(n for n in (ref_mask, tgt_mask) if n))
+    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], size, 2)
+    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size, 3)
+    g.group("Images, one size", ref, tgt, *(n for n in (ref_mask, tgt_mask) if n), ref_s, tgt_s)
     extra = {}
     if masks:
-        mask_node = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=size,
-                          height=size, crop=D["crop"], target_mask=tgt_mask["MASK"], reference_mask=ref_mask["MASK"],
-                          target_image=tgt_s[0], reference_image=ref_s[0])
-        g.add("PreviewImage", "Masks preview", 2, images=mask_node["preview"])
-        extra["masks"] = mask_node["masks"]
-    ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt_node["VAE"])
-    tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt_node["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0])
+        extra["masks"] = _masks(g, 4, width=size, height=size, target_mask=tgt_mask["MASK"],
+                                reference_mask=ref_mask["MASK"], target_image=tgt_s[0],
+                                reference_image=ref_s[0])["masks"]
+    ref_lat = g.add("VAEEncode", "Encode reference", 5, pixels=ref_s[0], vae=ckpt_node["VAE"])
+    tgt_lat = g.add("VAEEncode", "Encode target", 5, pixels=tgt_s[0], vae=ckpt_node["VAE"])
+    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0], 5)
+    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0], 5)
     g.group("Inversion", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv, **extra)
-    _sample_and_save(g, ckpt_node, patched, pos, neg, tgt_s, ref_s)
+    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv, 6, **extra)
+    _sample_and_save(g, ckpt_node, patched, pos, neg, 6, tgt_s, ref_s)
     return g
 
 
 def two_objects(specs: dict) -> Graph:
-    g = Graph("sd15_two_objects", "SD1.5: two objects from two references",
+    g = Graph("sd15_two_objects",
               "Target object 1 takes its appearance from reference 1, object 2 from reference 2. Masks are files "
-              "in ComfyUI's input folder (white = object), one per object; Load Masks scales them like the images.", specs)
+              "in ComfyUI's input folder (white = object), one per object; Load Masks scales them like the images.",
+              specs, "Two objects, each from its own reference (mask files).")
     ckpt, model, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
-    ref1 = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference_1.png")
-    ref2 = g.add("LoadImage", "Reference image 2", 1, image="e4e_reference_2.png")
-    tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
+    ref1 = g.add("LoadImage", T["reference_image"], 2, image="e4e_reference_1.png")
+    ref2 = g.add("LoadImage", "Reference image 2", 2, image="e4e_reference_2.png")
+    tgt = g.add("LoadImage", T["target_image"], 3, image="e4e_target.png")
     size = D["size"]
-    ref1_s = _scale(g, T["scale_reference"], ref1["IMAGE"], size)
-    ref2_s = _scale(g, "Scale reference 2", ref2["IMAGE"], size)
-    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size)
-    g.group("Images, one size", ref1, ref2, tgt)
-    masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="1,2", invert=False, width=size, height=size,
-                  crop=D["crop"], target_mask_file="e4e_target_mask_1.png, e4e_target_mask_2.png",
-                  reference_mask_file="e4e_reference_1_mask.png, e4e_reference_2_mask.png", target_image=tgt_s[0])
-    g.add("PreviewImage", "Masks preview", 2, images=masks["preview"])
-    lats = [g.add("VAEEncode", f"Encode {t}", 3, pixels=s[0], vae=ckpt["VAE"])
+    ref1_s = _scale(g, T["scale_reference"], ref1["IMAGE"], size, 3)
+    ref2_s = _scale(g, "Scale reference 2", ref2["IMAGE"], size, 3)
+    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size, 3)
+    g.group("Images, one size", ref1, ref2, tgt, ref1_s, ref2_s, tgt_s)
+    masks = _masks(g, 4, reference_of_object="1,2", width=size, height=size,
+                   target_mask_file="e4e_target_mask_1.png, e4e_target_mask_2.png",
+                   reference_mask_file="e4e_reference_1_mask.png, e4e_reference_2_mask.png", target_image=tgt_s[0])
+    lats = [g.add("VAEEncode", f"Encode {t}", 5, pixels=s[0], vae=ckpt["VAE"])
             for t, s in (("reference", ref1_s), ("reference 2", ref2_s), ("target", tgt_s))]
-    inv1 = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], lats[0][0])
-    inv2 = _invert(g, "Invert reference 2", model["MODEL"], pos[0], neg[0], lats[1][0])
-    inv_t = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], lats[2][0])
+    inv1 = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], lats[0][0], 5)
+    inv2 = _invert(g, "Invert reference 2", model["MODEL"], pos[0], neg[0], lats[1][0], 6)
+    inv_t = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], lats[2][0], 6)
     g.group("Inversion", *lats, inv1, inv2, inv_t)
-    patched = _patch(g, model["MODEL"], inv1, inv_t, masks=masks["masks"], reference_2=inv2["inversion"])
-    _sample_and_save(g, ckpt, patched, pos, neg, tgt_s)
+    patched = _patch(g, model["MODEL"], inv1, inv_t, 7, masks=masks["masks"], reference_2=inv2["inversion"])
+    _sample_and_save(g, ckpt, patched, pos, neg, 7, tgt_s, refs=2)
     return g
 
 
 def ksampler_advanced(specs: dict) -> Graph:
-    g = Graph("sd15_ksampler_advanced", "SD1.5: the patch with ComfyUI's KSamplerAdvanced",
-              "The target is inverted with method 'ddim'; KSamplerAdvanced samples the patched model from the "
-              "target's start latent: add_noise disable, start_at_step = skip_steps, the same steps and "
-              "scheduler, sampler ddim.", specs)
+    g = Graph("sd15_ksampler_advanced",
+              "The patched MODEL in ComfyUI's own KSamplerAdvanced: the target is inverted with method 'ddim'; "
+              "KSamplerAdvanced samples the patched model from the target's start latent: add_noise disable, "
+              "start_at_step = skip_steps, the same steps and scheduler, sampler ddim.", specs,
+              "The patch in ComfyUI's own KSamplerAdvanced (DDIM).")
     ckpt, model, pos, neg = _common(g, RUN.SD15_CHECKPOINT, D["size"])
-    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
-    tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
-    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], D["size"])
-    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], D["size"])
-    g.group("Images, one size", ref, tgt)
-    ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=ckpt["VAE"])
-    tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=ckpt["VAE"])
-    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0])
-    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0], method="ddim")
+    ref = g.add("LoadImage", T["reference_image"], 2, image="e4e_reference.png")
+    tgt = g.add("LoadImage", T["target_image"], 3, image="e4e_target.png")
+    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], D["size"], 2)
+    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], D["size"], 3)
+    g.group("Images, one size", ref, tgt, ref_s, tgt_s)
+    ref_lat = g.add("VAEEncode", "Encode reference", 4, pixels=ref_s[0], vae=ckpt["VAE"])
+    tgt_lat = g.add("VAEEncode", "Encode target", 4, pixels=tgt_s[0], vae=ckpt["VAE"])
+    ref_inv = _invert(g, T["invert_reference"], model["MODEL"], pos[0], neg[0], ref_lat[0], 4)
+    tgt_inv = _invert(g, T["invert_target"], model["MODEL"], pos[0], neg[0], tgt_lat[0], 4, method="ddim")
     g.group("Inversion (target: ddim)", ref_lat, tgt_lat, ref_inv, tgt_inv)
-    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv)
-    ks = g.add("KSamplerAdvanced", T["ksampler"], 4, model=patched[0], add_noise="disable", noise_seed=0,
+    patched = _patch(g, model["MODEL"], ref_inv, tgt_inv, 5)
+    ks = g.add("KSamplerAdvanced", T["ksampler"], 5, model=patched[0], add_noise="disable", noise_seed=0,
                steps=D["steps"], cfg=D["cfg"], sampler_name="ddim", scheduler=D["scheduler"], positive=pos[0],
                negative=neg[0], latent_image=tgt_inv["start_latent"], start_at_step=D["skip_steps"],
                end_at_step=10000, return_with_leftover_noise="disable")
-    decode = g.add("VAEDecode", "VAE Decode", 5, samples=ks[0], vae=ckpt["VAE"])
-    g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
+    decode = g.add("VAEDecode", "VAE Decode", 6, samples=ks[0], vae=ckpt["VAE"])
+    g.add("SaveImage", T["save"], 6, images=decode[0], filename_prefix=D["filename_prefix"])
     g.group("Transfer", patched, ks)
+    g.outputs = [SAVED, "No correspondence picture here: KSamplerAdvanced has one output; the Appearance Transfer "
+                 "Sampler (in the other SD1.5 templates) shows what was matched."]
     return g
 
 
 def flux(specs: dict) -> Graph:
-    g = Graph("flux", "Flux.1-dev: one object, with masks",
+    g = Graph("flux",
               "Flux.1-dev through ComfyUI's usual loaders (UNETLoader, DualCLIPLoader type flux, VAELoader). The "
               "patch rewrites the image tokens of Stable Flow's vital blocks; no CFG (FluxGuidance 3.5); 28 "
-              "steps of the simple schedule, 9 skipped.", specs)
+              "steps of the simple schedule, 9 skipped.", specs,
+              "One object with masks, 1024 px, FluxGuidance 3.5.")
     size = D["flux_size"]
-    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.FLUX_MODEL, weight_dtype="default")
-    clip = g.add("DualCLIPLoader", T["text_encoders"], 0, clip_name1=RUN.FLUX_TEXT_ENCODERS[0],
+    unet = g.add("UNETLoader", T["unet"], 1, unet_name=RUN.FLUX_MODEL, weight_dtype="default")
+    clip = g.add("DualCLIPLoader", T["text_encoders"], 1, clip_name1=RUN.FLUX_TEXT_ENCODERS[0],
                  clip_name2=RUN.FLUX_TEXT_ENCODERS[1], type="flux")
-    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.FLUX_VAE)
-    text = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=clip[0])
-    pos = g.add("FluxGuidance", T["guidance"], 0, conditioning=text[0], guidance=D["flux_guidance"])
-    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    vae = g.add("VAELoader", T["vae"], 1, vae_name=RUN.FLUX_VAE)
+    text = g.add("CLIPTextEncode", T["prompt"], 1, text=D["prompt"], clip=clip[0])
+    pos = g.add("FluxGuidance", T["guidance"], 1, conditioning=text[0], guidance=D["flux_guidance"])
+    neg = g.add("CLIPTextEncode", T["negative"], 1, text=D["negative"], clip=clip[0])
     g.group("Model, prompt", unet, clip, vae, text, pos, neg)
     return _masked_transfer(g, unet, vae, pos, neg, size, "flux")
 
@@ -421,80 +603,81 @@ def _masked_transfer(g: Graph, unet, vae, pos, neg, size: int, key: str) -> Grap
     """A diffusion transformer's one-object transfer with masks, after its loaders and prompts: the images and
     masks at ``size``, both inversions, the patch, the sampler, decode and save; ``key``: the family's settings in
     DEFAULTS (``flux_steps``, ``qwen_cfg``, ...)."""
-    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
-    ref_mask = g.add("LoadImageMask", T["reference_mask"], 1, image="e4e_reference_mask.png", channel=D["mask_channel"])
-    tgt = g.add("LoadImage", T["target_image"], 1, image="e4e_target.png")
-    tgt_mask = g.add("LoadImageMask", T["target_mask"], 1, image="e4e_target_mask.png", channel=D["mask_channel"])
-    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], size)
-    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size)
-    g.group("Images, one size", ref, tgt, ref_mask, tgt_mask)
-    masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=size, height=size,
-                  crop=D["crop"], target_mask=tgt_mask["MASK"], reference_mask=ref_mask["MASK"],
-                  target_image=tgt_s[0], reference_image=ref_s[0])
-    g.add("PreviewImage", "Masks preview", 2, images=masks["preview"])
-    ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=vae[0])
-    tgt_lat = g.add("VAEEncode", "Encode target", 3, pixels=tgt_s[0], vae=vae[0])
-    invs = [g.add("E4EDDIMInvertReference", title, 3, model=unet[0], positive=pos[0], negative=neg[0], latent=lat[0],
+    ref = g.add("LoadImage", T["reference_image"], 2, image="e4e_reference.png")
+    ref_mask = g.add("LoadImageMask", T["reference_mask"], 2, image="e4e_reference_mask.png", channel=D["mask_channel"])
+    tgt = g.add("LoadImage", T["target_image"], 3, image="e4e_target.png")
+    tgt_mask = g.add("LoadImageMask", T["target_mask"], 3, image="e4e_target_mask.png", channel=D["mask_channel"])
+    ref_s = _scale(g, T["scale_reference"], ref["IMAGE"], size, 2)
+    tgt_s = _scale(g, T["scale_target"], tgt["IMAGE"], size, 3)
+    g.group("Images, one size", ref, tgt, ref_mask, tgt_mask, ref_s, tgt_s)
+    masks = _masks(g, 4, width=size, height=size, target_mask=tgt_mask["MASK"], reference_mask=ref_mask["MASK"],
+                   target_image=tgt_s[0], reference_image=ref_s[0])
+    ref_lat = g.add("VAEEncode", "Encode reference", 5, pixels=ref_s[0], vae=vae[0])
+    tgt_lat = g.add("VAEEncode", "Encode target", 5, pixels=tgt_s[0], vae=vae[0])
+    invs = [g.add("E4EDDIMInvertReference", title, 5, model=unet[0], positive=pos[0], negative=neg[0], latent=lat[0],
                   steps=D[f"{key}_steps"], skip_steps=D[f"{key}_skip_steps"], cfg=D[f"{key}_cfg"], method=D["method"],
                   scheduler=D[f"{key}_scheduler"], seed=D["seed"])
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
-    patched = _patch(g, unet["MODEL"], invs[0], invs[1], masks=masks["masks"])
-    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
+    patched = _patch(g, unet["MODEL"], invs[0], invs[1], 6, masks=masks["masks"])
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 6, model=patched[0], positive=pos[0],
                     negative=neg[0], cfg=D[f"{key}_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
                     ending=D["ending"], target_image=tgt_s[0], reference_image=ref_s[0])
-    decode = g.add("VAEDecode", "VAE Decode", 5, samples=sampler["latent"], vae=vae[0])
-    g.add("SaveImage", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"])
-    g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
+    decode = g.add("VAEDecode", "VAE Decode", 7, samples=sampler["latent"], vae=vae[0])
+    g.add("SaveImage", T["save"], 7, images=decode[0], filename_prefix=D["filename_prefix"])
+    g.add("PreviewImage", "Correspondences", 7, images=sampler["correspondence"])
     g.group("Transfer", patched, sampler)
+    g.outputs = [SAVED, correspondence(), VIEWER]
     return g
 
 
 def qwen_image(specs: dict) -> Graph:
-    g = Graph("qwen_image", "Qwen-Image: one object, with masks",
+    g = Graph("qwen_image",
               "Qwen-Image through ComfyUI's usual loaders (UNETLoader, CLIPLoader type qwen_image, VAELoader). The "
               "patch rewrites the image tokens of the second half of the blocks (as for SD3); 30 steps of the "
-              "simple schedule, 10 skipped; CFG 2.5.", specs)
+              "simple schedule, 10 skipped; CFG 2.5.", specs,
+              "One object with masks on Qwen-Image, 1024 px, CFG 2.5.")
     size = D["qwen_size"]
-    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.QWEN_MODEL, weight_dtype="default")
-    clip = g.add("CLIPLoader", T["text_encoder"], 0, clip_name=RUN.QWEN_TEXT_ENCODER, type="qwen_image")
-    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.QWEN_VAE)
-    pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["prompt"], clip=clip[0])
-    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    unet = g.add("UNETLoader", T["unet"], 1, unet_name=RUN.QWEN_MODEL, weight_dtype="default")
+    clip = g.add("CLIPLoader", T["text_encoder"], 1, clip_name=RUN.QWEN_TEXT_ENCODER, type="qwen_image")
+    vae = g.add("VAELoader", T["vae"], 1, vae_name=RUN.QWEN_VAE)
+    pos = g.add("CLIPTextEncode", T["prompt"], 1, text=D["prompt"], clip=clip[0])
+    neg = g.add("CLIPTextEncode", T["negative"], 1, text=D["negative"], clip=clip[0])
     g.group("Model, prompt", unet, clip, vae, pos, neg)
     return _masked_transfer(g, unet, vae, pos, neg, size, "qwen")
 
 
 def wan_t2v(specs: dict) -> Graph:
-    g = Graph("wan_t2v", "Wan 2.1 (1.3B): a video takes a reference image's appearance",
+    g = Graph("wan_t2v",
               "Wan 2.1 text-to-video through ComfyUI's usual loaders (UNETLoader, CLIPLoader type wan, VAELoader). "
               "The target video is made from the prompt here (to transfer onto your own video, put LoadVideo, "
               "GetVideoComponents and VAE Encode in place of the KSampler); the reference is one image. Every "
               "frame's tokens take the Q/K/V of their matched reference tokens in the second half of the blocks; "
-              "30 steps of the simple schedule, 10 skipped; CFG 5.", specs)
+              "30 steps of the simple schedule, 10 skipped; CFG 5.", specs,
+              "A 33-frame video from the prompt takes a reference's look.")
     width, height = D["wan_size"]
-    unet = g.add("UNETLoader", T["unet"], 0, unet_name=RUN.WAN_MODEL, weight_dtype="default")
-    clip = g.add("CLIPLoader", T["text_encoder"], 0, clip_name=RUN.WAN_TEXT_ENCODER, type="wan")
-    vae = g.add("VAELoader", T["vae"], 0, vae_name=RUN.WAN_VAE)
-    pos = g.add("CLIPTextEncode", T["prompt"], 0, text=D["wan_prompt"], clip=clip[0])
-    neg = g.add("CLIPTextEncode", T["negative"], 0, text=D["negative"], clip=clip[0])
+    unet = g.add("UNETLoader", T["unet"], 1, unet_name=RUN.WAN_MODEL, weight_dtype="default")
+    clip = g.add("CLIPLoader", T["text_encoder"], 1, clip_name=RUN.WAN_TEXT_ENCODER, type="wan")
+    vae = g.add("VAELoader", T["vae"], 1, vae_name=RUN.WAN_VAE)
+    pos = g.add("CLIPTextEncode", T["prompt"], 1, text=D["wan_prompt"], clip=clip[0])
+    neg = g.add("CLIPTextEncode", T["negative"], 1, text=D["negative"], clip=clip[0])
     g.group("Model, prompt", unet, clip, vae, pos, neg)
-    empty = g.add("EmptyHunyuanLatentVideo", "Video size", 1, width=width, height=height, length=D["wan_frames"],
+    empty = g.add("EmptyHunyuanLatentVideo", "Video size", 2, width=width, height=height, length=D["wan_frames"],
                   batch_size=1)
-    video = g.add("KSampler", T["target_video"], 1, model=unet[0], seed=0, steps=D["wan_steps"], cfg=D["wan_cfg"],
+    video = g.add("KSampler", T["target_video"], 2, model=unet[0], seed=0, steps=D["wan_steps"], cfg=D["wan_cfg"],
                   sampler_name="uni_pc", scheduler=D["wan_scheduler"], positive=pos[0], negative=neg[0],
                   latent_image=empty[0], denoise=1.0)
-    ref = g.add("LoadImage", T["reference_image"], 1, image="e4e_reference.png")
+    ref = g.add("LoadImage", T["reference_image"], 2, image="e4e_reference.png")
     g.group("Target video, reference image", empty, video, ref)
-    ref_s = g.add("ImageScale", T["scale_reference"], 2, image=ref["IMAGE"], upscale_method=D["upscale_method"],
+    ref_s = g.add("ImageScale", T["scale_reference"], 3, image=ref["IMAGE"], upscale_method=D["upscale_method"],
                   width=width, height=height, crop="center")
-    ref_lat = g.add("VAEEncode", "Encode reference", 2, pixels=ref_s[0], vae=vae[0])
+    ref_lat = g.add("VAEEncode", "Encode reference", 3, pixels=ref_s[0], vae=vae[0])
     invs = [g.add("E4EDDIMInvertReference", title, 3, model=unet[0], positive=pos[0], negative=neg[0], latent=lat,
                   steps=D["wan_steps"], skip_steps=D["wan_skip_steps"], cfg=D["wan_cfg"], method=D["method"],
                   scheduler=D["wan_scheduler"], seed=D["seed"])
             for title, lat in ((T["invert_reference"], ref_lat[0]), (T["invert_target"], video[0]))]
     g.group("Inversion", ref_s, ref_lat, *invs)
-    patched = _patch(g, unet["MODEL"], invs[0], invs[1])
+    patched = _patch(g, unet["MODEL"], invs[0], invs[1], 4)
     sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=pos[0],
                     negative=neg[0], cfg=D["wan_cfg"], adain=D["adain"], adain_start_percent=D["adain_start_percent"],
                     ending=D["ending"], reference_image=ref_s[0])
@@ -503,78 +686,97 @@ def wan_t2v(specs: dict) -> Graph:
     g.add("SaveAnimatedWEBP", T["save"], 5, images=decode[0], filename_prefix=D["filename_prefix"],
           fps=float(D["wan_fps"]), lossless=False, quality=90, method="default")
     g.add("PreviewImage", "Correspondences", 5, images=sampler["correspondence"])
+    g.outputs = ["**Save result**: the video with the reference's appearance, an animated WebP in ComfyUI's output "
+                 "folder.", correspondence(what="each frame"), VIEWER]
     return g
 
 
 def toy_world(specs: dict) -> Graph:
     """The demo: the bundled toy model and two generated creatures; runs anywhere, in seconds on a CPU."""
-    g = Graph("toy_world", "Toy world: no checkpoint needed",
+    g = Graph("toy_world",
               "A transfer on the small SD1.5-layout model this pack trained on its toy world of creatures "
               "(bundled): the target creature keeps its shape and pose and takes the reference's colours part by "
               "part (head from head, wing from wing). Change the seed for another pair. The authors' settings, "
-              "no FreeU (the toy model was trained without it).", specs)
-    toy = g.add("E4EToyModel", "Toy model", 0, family="sd1")
+              "no FreeU (the toy model was trained without it).", specs,
+              "No download: a toy creature takes another's colours.")
+    toy = g.add("E4EToyModel", "Toy model", 1, family="sd1")
     pair = g.add("E4EToyCreatures", "Toy creatures", 1)  # the node's default pair
     g.group("Model, images", toy, pair)
-    masks = g.add("E4ELoadMasks", T["masks"], 2, reference_of_object="", invert=False, width=0, height=0,
-                  crop=D["crop"], target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],
-                  target_image=pair["target"], reference_image=pair["reference"])
+    masks = _masks(g, 1, preview=False, width=0, height=0, target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],
+                   target_image=pair["target"], reference_image=pair["reference"])
     ref_lat = g.add("E4EToyVAEEncode", "Encode reference", 2, pixels=pair["reference"], toy_vae=toy["toy_vae"])
     tgt_lat = g.add("E4EToyVAEEncode", "Encode target", 2, pixels=pair["target"], toy_vae=toy["toy_vae"])
-    invs = [_invert(g, title, toy["model"], toy["positive"], toy["negative"], lat[0])
+    invs = [_invert(g, title, toy["model"], toy["positive"], toy["negative"], lat[0], 2)
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
-    patched = _patch(g, toy["model"], invs[0], invs[1], masks=masks["masks"])
-    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 4, model=patched[0], positive=toy["positive"],
+    patched = _patch(g, toy["model"], invs[0], invs[1], 3, masks=masks["masks"])
+    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 3, model=patched[0], positive=toy["positive"],
                     negative=toy["negative"], cfg=D["cfg"], adain=D["adain"],
                     adain_start_percent=D["adain_start_percent"], ending=D["ending"], target_image=pair["target"],
                     reference_image=pair["reference"])
     g.group("Transfer", patched, sampler)
-    decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 5, samples=sampler["latent"], toy_vae=toy["toy_vae"])
+    decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 4, samples=sampler["latent"], toy_vae=toy["toy_vae"])
     stitch = dict(direction="right", match_image_size=False, spacing_width=2, spacing_color="white")
-    sheet = g.add("ImageStitch", "Reference | target", 5, image1=pair["reference"], image2=pair["target"], **stitch)
-    sheet = g.add("ImageStitch", "Reference | target | result", 5, image1=sheet[0], image2=decode[0], **stitch)
+    sheet = g.add("ImageStitch", "Reference | target", 4, image1=pair["reference"], image2=pair["target"], **stitch)
+    sheet = g.add("ImageStitch", "Reference | target | result", 4, image1=sheet[0], image2=decode[0], **stitch)
     big = g.add("ImageScaleBy", "Enlarge", 5, image=sheet[0], upscale_method="nearest-exact", scale_by=8.0)
     g.add("SaveImage", T["save"], 5, images=big[0], filename_prefix="e4e_toy")
-    g.add("SaveImage", "Save correspondences", 5, images=sampler["correspondence"],
-          filename_prefix="e4e_toy_correspondence")
+    g.add("SaveImage", "Save correspondences", 4, images=sampler["correspondence"],  # the last column short:
+          filename_prefix="e4e_toy_correspondence")  # the editor's minimap sits in the view's bottom right corner
+    g.outputs = ["**Save result**: reference | target | result side by side, enlarged 8 times (the creatures are "
+                 "32 px).", correspondence(name="Save correspondences"), VIEWER]
     return g
 
 
 def graphs(specs: dict) -> list[Graph]:
-    return [
-        one_object("sd15_masks", "SD1.5: one object, with masks",
-                   "The target object takes the reference object's appearance; the background stays. Masks are "
-                   "black/white images (white = object) made from the images they belong to.",
-                   specs, RUN.SD15_CHECKPOINT, D["size"], masks=True),
-        one_object("sd15_whole_image", "SD1.5: whole images, no masks",
-                   "The whole target takes the whole reference's appearance (nothing is kept as background).",
-                   specs, RUN.SD15_CHECKPOINT, D["size"], masks=False),
-        one_object("sdxl", "SDXL: one object, with masks",
-                   "As the SD1.5 workflow with masks, on SDXL at 1024 px; the patch uses the decoder blocks output 0-5.",
-                   specs, RUN.SDXL_CHECKPOINT, D["sdxl_size"], masks=True),
-        two_objects(specs),
-        ksampler_advanced(specs),
-        flux(specs),
-        toy_world(specs),
-        qwen_image(specs),
-        wan_t2v(specs),
-    ]
+    """Every shipped workflow, in TEMPLATES' order."""
+    made = {
+        "sd15_masks": lambda: one_object(
+            "sd15_masks", "The target object takes the reference object's appearance; the background stays. Masks "
+            "are black/white images (white = object) made from the images they belong to.",
+            specs, RUN.SD15_CHECKPOINT, D["size"], True,
+            "The paper's set-up: one object with masks, 512 px."),
+        "sd15_whole_image": lambda: one_object(
+            "sd15_whole_image", "The whole target takes the whole reference's appearance (nothing is kept as "
+            "background).", specs, RUN.SD15_CHECKPOINT, D["size"], False,
+            "No masks: the whole target takes the reference's look."),
+        "sdxl": lambda: one_object(
+            "sdxl", "As the SD1.5 workflow with masks, on SDXL at 1024 px; the patch uses the decoder blocks output "
+            "0-5. FreeU at FreeU's SDXL values (b1 1.3, b2 1.4: the authors never ran SDXL).", specs,
+            RUN.SDXL_CHECKPOINT, D["sdxl_size"], True, "One object with masks on SDXL at 1024 px."),
+        "sd15_two_objects": lambda: two_objects(specs),
+        "sd15_ksampler_advanced": lambda: ksampler_advanced(specs),
+        "flux": lambda: flux(specs),
+        "toy_world": lambda: toy_world(specs),
+        "qwen_image": lambda: qwen_image(specs),
+        "wan_t2v": lambda: wan_t2v(specs),
+    }
+    return [made[name]() for name in TEMPLATES]
 
 
 # ------------------------------------------------------------------------------------------ thumbnails
+#
+# Square, 400 px, text large enough to read on a card (about 256 px wide): what goes in and what comes out, and
+# what has to be downloaded (the card itself shows the title and the description). The toy world's shows its real result (a run of the shipped graph through
+# the in-process runner); the others show the example images they load, with their masks, and say which model makes
+# the result.
+
+BG, FG, DIM, ACCENT = (30, 32, 36), (240, 240, 240), (175, 180, 190), (240, 170, 90)
 
 
-SHORT = {"Negative prompt": "Negative", "Reference image": "Reference", "Reference image 2": "Reference 2",
-         "Target image": "Target", "Reference mask": "Ref. mask", "Target mask": "Target mask",
-         "Scale reference 2": "Scale ref. 2", "Scale reference": "Scale ref.", "Scale target": "Scale target",
-         "Object masks": "Load Masks", "Encode reference 2": "Encode ref. 2", "Encode reference": "Encode ref.",
-         "Invert reference 2": "Invert ref. 2", "Invert reference": "Invert ref.", "Encode target": "Encode target",
-         "Semantic Match Patch": "Semantic Match Patch", "Appearance Transfer Sampler": "Transfer Sampler",
-         "KSampler (Advanced)": "KSampler Advanced", "Save result": "Save image", "Authors' FreeU": "Authors' FreeU",
-         "Diffusion model": "Diffusion model", "Text encoders": "CLIP-L + T5", "Flux guidance": "Flux guidance",
-         "Text encoder": "Text encoder", "Target video": "Target video", "Video size": "Video size"}
-PLUMBING = ("MODEL", "CLIP", "VAE", "CONDITIONING")  # not drawn: every node would link to the checkpoint
+def _font(size: int, bold: bool = False):
+    from PIL import ImageFont
+
+    for name in (("DejaVuSans-Bold.ttf", "DejaVuSans.ttf")[not bold], "LiberationSans-Bold.ttf"):
+        for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation"):
+            try:
+                return ImageFont.truetype(f"{folder}/{name}", size)
+            except OSError:
+                continue
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default()
 
 
 def _wrap(draw, text: str, font, width: float) -> list[str]:
@@ -589,100 +791,213 @@ def _wrap(draw, text: str, font, width: float) -> list[str]:
     return lines + [line]
 
 
-def thumbnail(g: Graph) -> bytes:
-    """A small diagram of the graph: a box per node (previews left out) in its column, a line per image,
-    latent, mask or inversion link; orange = this pack's nodes, green = output."""
-    from PIL import Image, ImageDraw, ImageFont
+def _panel(img, size: int, mask=None):
+    """An RGB square of ``size`` px, the mask's outline (if any) drawn on it; nearest-neighbour for small pictures."""
+    from PIL import Image, ImageChops, ImageFilter
 
-    w, h = 480, 270
-    img = Image.new("RGB", (w, h), (32, 34, 38))
+    out = img.convert("RGB").resize((size, size), Image.NEAREST if img.width < size else Image.LANCZOS)
+    if mask is not None:
+        m = mask.convert("L").resize((size, size), Image.NEAREST).point(lambda v: 255 if v > 127 else 0)
+        edge = ImageChops.subtract(m.filter(ImageFilter.MaxFilter(5)), m)
+        out.paste(Image.new("RGB", (size, size), ACCENT), (0, 0), edge)
+    return out
+
+
+def _example_inputs(g: Graph) -> tuple[list, list]:
+    """(references, targets) as [image, mask or None] pairs: the example files the graph loads."""
+    from PIL import Image, ImageChops
+
+    inputs = WORKFLOWS / "inputs"
+    refs, tgts = [], []
+    for node in g.nodes:
+        if node.type == "LoadImage":
+            (tgts if node.title == T["target_image"] else refs).append([Image.open(inputs / node.values["image"]), None])
+    for node in g.nodes:
+        if node.type == "LoadImageMask":
+            side = tgts if node.title == T["target_mask"] else refs
+            side[0][1] = Image.open(inputs / node.values["image"])
+        if node.type == "E4ELoadMasks" and node.values.get("target_mask_file"):
+            files = [f.strip() for f in node.values["reference_mask_file"].split(",")]
+            for pair, file in zip(refs, files):
+                pair[1] = Image.open(inputs / file)
+            union = None
+            for file in node.values["target_mask_file"].split(","):
+                m = Image.open(inputs / file.strip()).convert("L")
+                union = m if union is None else ImageChops.lighter(union, m)
+            tgts[0][1] = union
+    return refs, tgts
+
+
+def _needs(g: Graph) -> str:
+    models = [m["name"] for m in g.models()]
+    return "Needs " + ", ".join(models) if models else "No download: runs on any CPU, in seconds."
+
+
+def _fitted(draw, text: str, width: int, start: int, smallest: int):
+    """The largest bold font (``start`` down to ``smallest`` px) that fits ``text`` into ``width``."""
+    for size in range(start, smallest - 1, -1):
+        font = _font(size, bold=True)
+        if draw.textlength(text, font=font) <= width:
+            return font
+    return _font(smallest, bold=True)
+
+
+def thumbnail(g: Graph, toy_sheet=None) -> bytes:
+    """The template's picture: what goes in (left) and what comes out (right, large), what it needs. ``toy_sheet``: the toy world's reference | target | result sheet as the demo saves it (for the toy
+    world's own picture; without it, grey squares)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (THUMB, THUMB), BG)
     draw = ImageDraw.Draw(img)
-    try:
-        font, big = ImageFont.load_default(size=10), ImageFont.load_default(size=15)
-    except TypeError:  # Pillow without FreeType
-        font = big = ImageFont.load_default()
-    draw.text((10, 8), g.title, fill=(235, 235, 235), font=big)
-    shown = [n for n in g.nodes if n.type != "PreviewImage"]
-    cols = sorted({n.col for n in shown})
-    col_w = (w - 16) / len(cols)
-    boxes = {}
-    for ci, col in enumerate(cols):
-        members = [n for n in shown if n.col == col]
-        box_h = min(30, (h - 70) / len(members) - 6)
-        for ri, node in enumerate(members):
-            x0 = 8 + ci * col_w + 6
-            y0 = 38 + ri * (box_h + 6)
-            boxes[node.id] = (x0, y0, x0 + col_w - 14, y0 + box_h)
-    for node in shown:
-        for src, slot in node.links.values():
-            if src.id in boxes and node.id in boxes and src.spec["output"][slot] not in PLUMBING:
-                a, b = boxes[src.id], boxes[node.id]
-                if src.col == node.col:  # down the column, on the right edge
-                    x = a[2] - 6 - 4 * (b[1] > a[3] + 40)
-                    start, end = (x, a[3]), (x, b[1])
-                    head = [end, (end[0] - 3, end[1] - 5), (end[0] + 3, end[1] - 5)]
-                else:
-                    start, end = (a[2], (a[1] + a[3]) / 2), (b[0], (b[1] + b[3]) / 2)
-                    head = [end, (end[0] - 5, end[1] - 3), (end[0] - 5, end[1] + 3)]
-                draw.line([start, end], fill=(150, 160, 170), width=1)
-                draw.polygon(head, fill=(150, 160, 170))
-    for node in shown:
-        x0, y0, x1, y1 = boxes[node.id]
-        if node.type.startswith("E4E"):
-            fill, edge = (150, 95, 40), (240, 170, 90)
-        elif node.type in ("SaveImage", "KSamplerAdvanced"):
-            fill, edge = (40, 100, 60), (110, 200, 130)
+    small, label = _font(16), _font(17, bold=True)
+    width = THUMB - 32
+    # the card shows the title and the description under the picture, and 1.58 puts a badge over its top left
+    draw.text((THUMB - 16, 14), "Eye-for-an-eye", fill=DIM, font=small, anchor="ra")
+    y = 44
+    needs = _wrap(draw, _needs(g), small, width)[:3]
+    bottom = THUMB - 12 - 20 * len(needs)
+    for i, line in enumerate(needs):
+        draw.text((16, bottom + 8 + 20 * i), line, fill=DIM, font=small)
+    top, lab = y + 10, 22
+    body = bottom - top - lab  # the right panel with its label
+    left = (bottom - top - 2 * lab - 6) // 2  # two panels with labels, one above the other
+    right = min(body, width - left - 24)
+    if g.name == "toy_world":
+        if toy_sheet is not None:
+            sheet = toy_sheet.convert("RGB")  # three square pictures side by side, a white strip between them
+            h = sheet.height
+            step = h + (sheet.width - 3 * h) // 2
+            pics = [sheet.crop((k * step, 0, k * step + h, h)) for k in range(3)]
+        else:  # no run at hand (the tests render without one)
+            pics = [Image.new("RGB", (32, 32), (70, 72, 78)) for _ in range(3)]
+        inputs = [("reference", _panel(pics[0], left)), ("target", _panel(pics[1], left))]
+        result = _panel(pics[2], right)
+    else:
+        refs, tgts = _example_inputs(g)
+        if len(refs) > 1:  # two references side by side in one square
+            half = (left - 4) // 2
+            both = Image.new("RGB", (left, left), BG)
+            for i, (ref, mask) in enumerate(refs[:2]):
+                both.paste(_panel(ref, half, mask), (i * (half + 4), (left - half) // 2))
+            inputs = [("references", both)]
         else:
-            fill, edge = (55, 62, 75), (120, 130, 150)
-        draw.rounded_rectangle([x0, y0, x1, y1], radius=4, fill=fill, outline=edge)
-        lines = _wrap(draw, SHORT.get(node.title, node.title), font, x1 - x0 - 6)[:2]
-        top = (y0 + y1) / 2 - 6 * len(lines)
-        for i, line in enumerate(lines):
-            draw.text(((x0 + x1) / 2, top + 12 * i), line, fill=(240, 240, 240), font=font, anchor="ma")
-    draw.text((10, h - 18), "orange: Eye-for-an-eye nodes   green: output   grey: ComfyUI built-ins",
-              fill=(170, 170, 170), font=font)
+            inputs = [("reference", _panel(refs[0][0], left, refs[0][1]))]
+        if tgts:
+            inputs.append(("target", _panel(tgts[0][0], left, tgts[0][1])))
+        else:  # Wan: the target video comes from the prompt
+            box = Image.new("RGB", (left, left), (55, 60, 72))
+            d = ImageDraw.Draw(box)
+            for i, line in enumerate(("a video", "made from", "the prompt")):
+                d.text((left / 2, left / 2 - 27 + 18 * i), line, fill=FG, font=_font(14, bold=True), anchor="ma")
+            inputs.append(("target", box))
+        result = Image.new("RGB", (right, right), (45, 48, 55))
+        d = ImageDraw.Draw(result)
+        model = {"sdxl": "SDXL", "flux": "Flux.1-dev", "qwen_image": "Qwen-Image", "wan_t2v": "Wan 2.1"}.get(g.name, "SD1.5")
+        d.text((right / 2, right / 2 - 34), "made by", fill=FG, font=_font(22, bold=True), anchor="ma")
+        d.text((right / 2, right / 2 + 2), model, fill=ACCENT, font=_fitted(d, model, right - 16, 34, 18),
+               anchor="ma")
+    for i, (name, pic) in enumerate(inputs):
+        y = top + i * (left + lab + 6)
+        img.paste(pic, (16, y))
+        draw.text((16 + left / 2, y + left + 2), name, fill=FG, font=label, anchor="ma")
+    x = 16 + left + 24
+    draw.text((x - 13, top + right / 2), "\u2192", fill=ACCENT, font=_font(24, bold=True), anchor="mm")
+    img.paste(result, (x, top))
+    draw.rectangle([x - 2, top - 2, x + right + 1, top + right + 1], outline=ACCENT, width=3)
+    draw.text((x + right / 2, top + right + 2), "result", fill=FG, font=label, anchor="ma")
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=80, optimize=True)
+    img.save(buf, format="JPEG", quality=85, optimize=True)
     return buf.getvalue()
 
 
-def render(specs: dict) -> dict[str, bytes]:
+# ----------------------------------------------------------------------------- the editor's list of templates
+
+
+def extension_data(gs: list[Graph]) -> str:
+    """web/js/e4e_templates.js: the templates in the browser's order, each with its card description."""
+    entries = "\n".join(f"  {{ name: {json.dumps(TEMPLATES[g.name])}, description: {json.dumps(g.summary)} }},"
+                        for g in gs)
+    return ("// Generated by scripts/make_workflows.py (do not edit: its --check fails when this is stale).\n"
+            "// The pack's templates (workflows/<name>.json) in the order the template browser lists them, each with\n"
+            "// the description its card shows. Read by e4e_browser.js; no ComfyUI import, no side effects.\n\n"
+            f"export const TEMPLATES = [\n{entries}\n];\n")
+
+
+def toy_sheet_from_run():
+    """The toy world's reference | target | result sheet: the shipped toy graph run once by the in-process runner
+    (as `python scripts/e4e_run.py` does), or None (with the reason) when it cannot run here."""
+    import contextlib
+
+    import torch
+    from PIL import Image
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the toy model is small: one thread takes ~20 s, more spin on a busy machine
+    try:
+        with tempfile.TemporaryDirectory(prefix="e4e_thumbs_") as out, contextlib.redirect_stdout(io.StringIO()):
+            if RUN.main(["--out", out, "--quiet"]) != 0:
+                return None
+            return Image.open(Path(out) / "e4e_toy.png").convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - thumbnails are not worth failing the generator for
+        print(f"the toy world did not run ({exc}): its thumbnail shows grey squares", file=sys.stderr)
+        return None
+    finally:
+        torch.set_num_threads(threads)
+
+
+def render(specs: dict, toy_sheet=None) -> dict[str, bytes]:
+    """Every generated file, by its path in the repository."""
     files = {}
-    for g in graphs(specs):
+    gs = graphs(specs)
+    for g in gs:
         title = TEMPLATES[g.name]
-        files[f"{title}.json"] = (json.dumps(g.editor(), indent=1) + "\n").encode()
-        files[f"api/{g.name}.api.json"] = (json.dumps(g.api(), indent=1) + "\n").encode()
-        files[f"{title}.jpg"] = thumbnail(g)
+        files[f"workflows/{title}.json"] = (json.dumps(g.editor(), indent=1) + "\n").encode()
+        files[f"workflows/api/{g.name}.api.json"] = (json.dumps(g.api(), indent=1) + "\n").encode()
+        files[f"workflows/{title}.jpg"] = thumbnail(g, toy_sheet)
+    files[EXTENSION_DATA] = extension_data(gs).encode()
     return files
 
 
 def shipped_files() -> set[str]:
-    """What workflows/ holds now of what render() writes (workflows/inputs/, the example images, is not ours)."""
-    top = {p.name for p in WORKFLOWS.glob("*") if p.is_file() and p.suffix in (".json", ".jpg")}
-    return top | {f"api/{p.name}" for p in (WORKFLOWS / "api").glob("*.api.json")}
+    """What the repository holds now of what render() writes (workflows/inputs/, the example images, is not ours)."""
+    top = {f"workflows/{p.name}" for p in WORKFLOWS.glob("*") if p.is_file() and p.suffix in (".json", ".jpg")}
+    api = {f"workflows/api/{p.name}" for p in (WORKFLOWS / "api").glob("*.api.json")}
+    return top | api | ({EXTENSION_DATA} if (REPO / EXTENSION_DATA).is_file() else set())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that workflows/ is up to date")
+    parser.add_argument("--check", action="store_true", help="only check that the generated files are up to date")
+    parser.add_argument("--toy-result", type=Path, metavar="PNG",
+                        help="the toy world's sheet (e4e_toy.png from `python scripts/e4e_run.py`) for its thumbnail, "
+                             "instead of running it here")
     args = parser.parse_args(argv)
-    files = render(node_specs())
-    stale = [n for n, data in files.items() if not n.endswith(".jpg")
-             and (not (WORKFLOWS / n).is_file() or (WORKFLOWS / n).read_bytes() != data)]
-    extra = sorted(shipped_files() - set(files))
+    specs = node_specs()
     if args.check:
-        missing = [n for n in files if not (WORKFLOWS / n).is_file()]
+        files = render(specs)
+        stale = [n for n, data in files.items() if not n.endswith(".jpg")
+                 and (not (REPO / n).is_file() or (REPO / n).read_bytes() != data)]
+        missing = [n for n in files if not (REPO / n).is_file()]
+        extra = sorted(shipped_files() - set(files))
         if stale or missing or extra:
             print(f"out of date: {', '.join(sorted(set(stale + missing + extra)))}; run scripts/make_workflows.py")
             return 1
-        print("workflows/ is up to date")
+        print("generated files are up to date")
         return 0
+    if args.toy_result:
+        from PIL import Image
+
+        sheet = Image.open(args.toy_result).convert("RGB")
+    else:
+        sheet = toy_sheet_from_run()
+    files = render(specs, sheet)
+    extra = sorted(shipped_files() - set(files))
     for n, data in files.items():
-        (WORKFLOWS / n).parent.mkdir(parents=True, exist_ok=True)
-        (WORKFLOWS / n).write_bytes(data)
+        (REPO / n).parent.mkdir(parents=True, exist_ok=True)
+        (REPO / n).write_bytes(data)
     for n in extra:  # a renamed workflow's old files
-        (WORKFLOWS / n).unlink()
-    print(f"wrote {len(files)} files to {WORKFLOWS.relative_to(REPO)}/" + (f", removed {', '.join(extra)}" if extra else ""))
+        (REPO / n).unlink()
+    print(f"wrote {len(files)} files" + (f", removed {', '.join(extra)}" if extra else ""))
     return 0
 
 

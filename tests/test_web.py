@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 WEB_JS = REPO / "web" / "js"
 WEB_TESTS = REPO / "web" / "tests"
 GLUE = "e4e_viewer.js"  # the only module importing from ComfyUI and registering the extension
-PURE = {"e4e_logic.js", "e4e_draw.js", "e4e_widgets.js"}  # no DOM either: unit-tested under node
+PURE = {"e4e_logic.js", "e4e_draw.js", "e4e_widgets.js", "e4e_templates.js"}  # no DOM either: unit-tested under node
 COMFY_IMPORTS = {"../../scripts/app.js", "../../scripts/api.js"}
 PACK_FOLDER = "eye_for_an_eye"
 EXTENSION_NAME = "eye_for_an_eye.viewer"
@@ -238,8 +238,12 @@ E2E_SKIP = "the editor tests need a full ComfyUI checkout (COMFYUI_PATH) with co
 FRONTENDS = ("pinned", "newest")
 PACK_LABEL = "Eye-for-an-eye"  # the template browser's category label, from locales/en/main.json
 SEARCH = "eye-for-an-eye"  # every node's display name is "<Name> (Eye-for-an-eye)"
-# noise of ComfyUI 0.3.64 under frontend 1.58, which asks for routes 0.3.64 lacks (/api/jobs): not this pack's
-IGNORED = ("[Jobs API]", "JobsApiError")
+# noise of ComfyUI 0.3.64 under frontend 1.58, which asks for routes 0.3.64 lacks (/api/jobs): not this pack's; and
+# 1.27's missing-model dialog asking huggingface.co for the size of a template's model, and 1.58 asking the Comfy
+# Registry about the nodes of a workflow with a missing model: an offline test machine reaches neither
+IGNORED = ("[Jobs API]", "JobsApiError", "Error fetching file size", "https://api.comfy.org/")
+EXAMPLES = REPO / "workflows" / "inputs"  # the images the shipped workflows load; the pack copies them at import
+FIGURES = REPO / "bench" / "figures"  # E4E_WRITE_FIGURES=1: the editor tests save the README's screenshots there
 
 
 def _chromium() -> str | None:
@@ -418,12 +422,7 @@ class Editor:
         for sub in ("custom_nodes", "input", "user"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         (self.base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO, target_is_directory=True)
-        from PIL import Image
-
-        for path in (REPO / "workflows" / "api").glob("*.api.json"):  # the images the workflows name
-            for node in json.loads(path.read_text()).values():
-                if node["class_type"] in ("LoadImage", "LoadImageMask"):
-                    Image.new("RGB", (64, 64), (120, 120, 120)).save(self.base / "input" / node["inputs"]["image"])
+        # a fresh input folder: the images the shipped workflows load come from the pack (nodes/example_inputs.py)
         port = _free_port()
         self.root = f"http://127.0.0.1:{port}"
         self.log = self.base / "server.log"
@@ -445,9 +444,13 @@ class Editor:
     def open(self, vue: bool = False) -> Page:
         """Load the editor afresh (in the Vue node renderer when asked) and wait for this pack's extension."""
         _post_setting(self.root, "Comfy.TutorialCompleted", True)  # no first-run template dialog
+        _post_setting(self.root, "Comfy.Workflow.Persist", False)  # not the last test's workflow (nor its dialogs)
+        _post_setting(self.root, "Comfy.RightSidePanel.IsOpen", False)  # nor 1.58's issues panel it opened
         _post_setting(self.root, "Comfy.VueNodes.Enabled", vue)
         page = self.page = self.page_of()
         page.events.clear()
+        # the editor's own state in the browser (open panels, the last workflow) is not the last test's
+        page.send("Storage.clearDataForOrigin", {"origin": self.root, "storageTypes": "local_storage,session_storage"})
         page.send("Page.navigate", {"url": f"{self.root}/"})
         names = {"sampler": SAMPLER_NODE, "patch": PATCH_NODE}
         deadline = time.monotonic() + 180
@@ -552,12 +555,26 @@ EXERCISE_JS = """async (a) => {
   app.graph.add(p);
   const viewer = (s.widgets || []).find((w) => w.name === "e4e_viewer");
   const info = (p.widgets || []).find((w) => w.name === "e4e_model_info");
-  s.onExecuted({ e4e_correspondence: [a.entry, a.entry] });
-  redraw();
-  await wait(1500);
   const out = { viewer: !!viewer, info: !!info };
   if (!viewer || !info) return out;
   const root = viewer.element;
+  // text that must show whole: wrapped inside the viewer, not cut at its right or bottom edge
+  const whole = (e) => !!e && e.offsetHeight > 0 && e.scrollWidth <= e.clientWidth + 1 &&
+    e.scrollHeight <= e.clientHeight + 1 && e.getBoundingClientRect().bottom <= root.getBoundingClientRect().bottom + 1;
+  redraw();
+  await wait(1000);
+  // before a run: the hint, painted on the picture (the same module instance as the extension's)
+  const view = (await import(a.viewerModule)).viewerOf(s);
+  view.redraw();
+  out.hint = view.lastMessage && { fits: view.lastMessage.fits, text: view.lastMessage.lines.join(" "),
+    lines: view.lastMessage.lines.length };
+  out.captionBefore = root.lastChild.textContent;
+  s.onExecuted({ e4e_correspondence: [a.entry, a.entry], e4e_notices: a.notices });
+  redraw();
+  await wait(1500);
+  const noticeLine = root.children[1];
+  out.notices = { text: noticeLine.innerText, whole: whole(noticeLine), colour: noticeLine.style.color };
+  out.captionWhole = whole(root.lastChild);
   const canvas = root.querySelector("canvas");
   const vueNode = (n) => document.querySelector(`[data-node-id="${n.id}"]`);
   out.vueNodes = !!vueNode(s);
@@ -608,9 +625,21 @@ CUSTOM = {"unet": "output.6-11, output.3", "dit": "double.0-1, single.34-37", "b
           "nowhere": "output.12"}
 
 
+NOTICES = ["FreeU_V2 after Semantic Match Patch changes the UNet's decoder: the matching sees its features",
+           "a LoRA-like weight patch after Semantic Match Patch changes the model the images were inverted with"]
+
+
 def _check_exercise(out: dict, vue: bool):
     assert out["viewer"] and out["info"], out
     assert out["vueNodes"] == vue, out
+    hint = out["hint"]  # before a run: the whole hint, wrapped into the picture (it was cut at the right edge)
+    assert hint and hint["fits"] and hint["lines"] > 1, hint
+    assert hint["text"].startswith("Run the sampler to see which reference part each target part copies."), hint
+    assert out["captionBefore"] == "", out["captionBefore"]
+    notices = out["notices"]  # the run's notices: a warning line each, whole
+    assert notices["whole"] and notices["colour"] == "rgb(255, 187, 85)", notices
+    assert all(n in notices["text"].replace("\n", " ") for n in NOTICES), notices
+    assert out["captionWhole"], "the caption is cut off"
     assert out["viewerInNode"], "the viewer's element is not on the page (inside its node in the Vue renderer)"
     assert out["canvasSize"][0] > 100 and out["canvasSize"][1] > 100, out["canvasSize"]
     assert out["selects"] == 1 and "image 1/2" in out["caption"], out
@@ -631,7 +660,8 @@ def _exercise(editor: Editor, vue: bool):
     page = editor.open(vue=vue)
     arg = {"sampler": SAMPLER_NODE, "patch": PATCH_NODE, "entry": _sample_entry(), "custom": CUSTOM,
            "lacking": "output.9-11", "model": {"family": "sdxl", "layers": [f"output.{i}" for i in range(6)],
-                                               "blocks": SDXL_BLOCKS, "steps": [12, 67]}}
+                                               "blocks": SDXL_BLOCKS, "steps": [12, 67]},
+           "notices": NOTICES, "viewerModule": f"/extensions/{PACK_FOLDER}/e4e_sampler_view.js"}
     out = page.call(EXERCISE_JS, arg)
     _check_exercise(out, vue)
     errors = editor.our_errors()
@@ -691,7 +721,8 @@ def test_editor_queues_the_shipped_api_workflows(editors, frontend):
     assert not errors, "\n".join(errors)
 
 
-# The template browser as a user opens it: the pack's category (its label from locales/), its cards, a click.
+# The template browser as a user opens it: the pack's category (its label from locales/), its cards (their order,
+# titles and descriptions), a click, and the view the graph opens with.
 TEMPLATE_JS = """async (a) => {
   const app = window.app;
   const wait = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -712,15 +743,63 @@ TEMPLATE_JS = """async (a) => {
   const cardsOf = () => Array.from(document.querySelectorAll('[data-testid^="template-workflow-"]'))
     .map((c) => c.getAttribute("data-testid").slice("template-workflow-".length));
   await until(() => a.titles.every((t) => cardsOf().includes(t)));
+  await until(() => document.querySelectorAll(".e4e-card-description").length >= a.titles.length, 5000);
   const cards = cardsOf();
+  const texts = Object.fromEntries(Array.from(document.querySelectorAll('[data-testid^="template-workflow-"]'))
+    .map((c) => [c.getAttribute("data-testid").slice("template-workflow-".length), c.innerText]));
   const card = document.querySelector(`[data-testid="template-workflow-${a.click}"]`);
-  if (!card) return { label: true, cards };
-  const texts = card.innerText;
+  if (!card) return { label: true, cards, texts };
   card.click();
   await until(() => app.graph.nodes.some((n) => n.type === a.patch));
-  await wait(500);
+  await wait(1500);
+  const c = app.canvas;
+  const box = c.canvas.getBoundingClientRect();
+  const scale = c.ds.scale;
+  const onScreen = (n) => {
+    const [x, y, w, h] = Array.from(n.getBounding ? n.getBounding() : [n.pos[0], n.pos[1] - 30, n.size[0], n.size[1] + 30]);
+    return [n.title, box.left + (x + c.ds.offset[0]) * scale, box.top + (y + c.ds.offset[1]) * scale, w * scale, h * scale];
+  };
+  const minimap = document.querySelector(".litegraph-minimap");
+  const mm = minimap && minimap.offsetParent ? minimap.getBoundingClientRect() : null;
+  const note = app.graph.nodes.find((n) => n.type === "MarkdownNote");
   return { label: true, cards, texts, nodes: app.graph.nodes.length, types: app.graph.nodes.map((n) => n.type).sort(),
-           dialogOpen: !!document.querySelector("[role=dialog]") };
+           dialogOpen: !!document.querySelector("[role=dialog]"), scale, lowQuality: !!c.low_quality,
+           screen: app.graph.nodes.map(onScreen), minimap: mm && [mm.left, mm.top, mm.width, mm.height],
+           note: note ? note.widgets?.[0]?.value ?? "" : null };
+}"""
+
+
+def _overlap(a, b) -> bool:
+    """Whether two rectangles [x, y, w, h] overlap (touching edges do not)."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _figure(page: Page, name: str, clip: list | None = None):
+    """With E4E_WRITE_FIGURES=1, the page (or the ``clip`` [x, y, w, h] of it) as bench/figures/<name>: the README's
+    screenshots of the editor, made by the tests that check what they show."""
+    if os.environ.get("E4E_WRITE_FIGURES") != "1":
+        return
+    params = {"format": "png"}
+    if clip:
+        params["clip"] = {"x": clip[0], "y": clip[1], "width": clip[2], "height": clip[3], "scale": 1}
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    (FIGURES / name).write_bytes(base64.b64decode(page.send("Page.captureScreenshot", params)["data"]))
+
+
+OPEN_BROWSER_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  app.graph.clear();
+  await app.extensionManager.command.execute("Comfy.BrowseTemplates");
+  for (let t = 0; t < 60; t++) {
+    const label = Array.from(document.querySelectorAll("[role=dialog] *"))
+      .find((e) => e.children.length === 0 && e.textContent.trim() === a.label);
+    if (label) { label.click(); break; }
+    await wait(250);
+  }
+  for (let t = 0; t < 60 && document.querySelectorAll(".e4e-card-description").length < a.count; t++) await wait(250);
+  await wait(1000);  // the thumbnails
+  return document.querySelectorAll(".e4e-card-description").length;
 }"""
 
 
@@ -728,23 +807,205 @@ TEMPLATE_JS = """async (a) => {
 @pytest.mark.slow
 @pytest.mark.parametrize("frontend", FRONTENDS)
 def test_template_browser_lists_and_loads_the_workflows(editors, frontend):
-    """ComfyUI lists workflows/*.json as the pack's templates; the browser shows each under the pack's label,
-    titled with its file name, and a click loads its graph."""
+    """ComfyUI lists workflows/*.json as the pack's templates; the browser shows each under the pack's label: the
+    one that runs without a checkpoint first, then TEMPLATES' order, each card titled with its file name (unique in
+    its first 24 characters, about what a card shows) and described; a click loads the graph, with its Note, at a
+    view where the editor draws text, the minimap over no node."""
+    import e2e_support as es
+
     editor = editors(frontend)
     titles = _templates()
     listed = _get_json(f"{editor.root}/api/workflow_templates")
     assert sorted(listed[PACK_FOLDER]) == sorted(titles.values())
-    pick = titles["sd15_masks" if frontend == "pinned" else "flux"]  # "." and "-" in a name, on the newest
+    order = list(es.make_workflows().TEMPLATES.values())
+    assert order[0] == titles["toy_world"]
+    assert len({t[:24] for t in order}) == len(order), "two titles alike in their first 24 characters"
     page = editor.open()
+    if frontend == "newest":  # the README's picture of the browser
+        assert page.call(OPEN_BROWSER_JS, {"label": PACK_LABEL, "count": len(order)}) == len(order)
+        _figure(page, "editor_templates.png")
+    pick = titles["toy_world"]  # parentheses in its name
     out = page.call(TEMPLATE_JS, {"label": PACK_LABEL, "titles": list(titles.values()), "click": pick,
                                   "patch": PATCH_NODE})
     assert out["label"], f"no category {PACK_LABEL!r} in the template browser: {out.get('dialog')}"
-    assert set(titles.values()) <= set(out["cards"]), out["cards"]
-    assert pick in out["texts"], out["texts"]  # the card's title is the file name
+    ours = [c for c in out["cards"] if c in order]
+    assert ours == order, f"the pack's cards in the browser: {ours}"
+    descriptions = {t: json.loads((REPO / "workflows" / f"{t}.json").read_text())["extra"]["e4e"]["summary"]
+                    for t in order}
+    for name in order:  # the card's title is the file name; its description says what the template does
+        assert name in out["texts"][name] and descriptions[name] in out["texts"][name], out["texts"][name]
     shipped = json.loads((REPO / "workflows" / f"{pick}.json").read_text())
     assert out["nodes"] == len(shipped["nodes"]), out
     assert out["types"] == sorted(n["type"] for n in shipped["nodes"]), out
     assert not out["dialogOpen"], "the template browser stayed open"
+    assert shipped["extra"]["e4e"]["about"] in out["note"], "the graph's Note does not carry the about text"
+    assert not out["lowQuality"] and out["scale"] >= 0.65, f"the template opens at {out['scale']:.2f}: no text"
+    if out["minimap"]:  # 1.58 shows a minimap in a window this wide
+        covered = [n[0] for n in out["screen"] if _overlap(n[1:], out["minimap"])]
+        assert not covered, f"the minimap covers {covered}"
+    errors = [t for t in editor.our_errors() if "/api/view" not in t]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_a_fresh_server_finds_the_example_inputs(editors, frontend):
+    """A ComfyUI with the pack installed and an empty input folder: the pack put the images the templates load there
+    (byte for byte, as workflows/inputs/ ships them), so LoadImage lists them and the editor's previews load."""
+    editor = editors(frontend)
+    shipped = sorted(EXAMPLES.glob("*.png"))
+    assert shipped
+    for source in shipped:
+        copy = editor.base / "input" / source.name
+        assert copy.is_file() and copy.read_bytes() == source.read_bytes(), copy
+    options = editor.object_info["LoadImage"]["input"]["required"]["image"][0]
+    assert {"e4e_reference.png", "e4e_target.png"} <= set(options), options
+    with urllib.request.urlopen(f"{editor.root}/api/view?filename=e4e_reference.png&type=input", timeout=30) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+    assert "copied 10 example input(s)" in editor.log.read_text(errors="replace")
+
+
+# A template whose model is missing: the frontend offers the download (1.27: the Missing Models dialog; 1.58: its
+# issues panel, behind the toast's "View details"), from the link the workflow carries.
+MISSING_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  const wf = await (await fetch(`/api/workflow_templates/${a.pack}/${encodeURIComponent(a.name)}.json`)).json();
+  await app.loadGraphData(wf, true, true, a.name);
+  let offer = null;
+  for (let t = 0; t < 40 && !offer; t++) {
+    await wait(250);
+    const details = Array.from(document.querySelectorAll("button")).find((b) => /view details/i.test(b.innerText));
+    if (details) details.click();
+    for (const e of document.querySelectorAll("body *")) {
+      if (e.children.length || !e.textContent.includes(a.model) || e.closest(".comfy-markdown, [class*=markdown]")) continue;
+      let box = e;
+      for (let up = 0; up < 5 && box && !offer; up++, box = box.parentElement) {
+        const button = Array.from(box.querySelectorAll("button")).find((b) => /^download(?! all)/i.test(b.innerText.trim()));
+        if (button) offer = { text: button.innerText.trim(), title: button.title || "", row: box.innerText.slice(0, 300) };
+      }
+      if (offer) break;
+    }
+  }
+  document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+  return offer;
+}"""
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_a_template_without_its_model_offers_the_download(editors, frontend):
+    """"SD1.5 with masks" on a server without the checkpoint: the editor names the missing file and offers to
+    download it into models/checkpoints (the workflow carries its link), not just to copy its name."""
+    import e2e_support as es
+
+    editor = editors(frontend)
+    page = editor.open()
+    workflow = es.load("sd15_masks")
+    (model,) = workflow["models"]
+    out = page.call(MISSING_JS, {"pack": PACK_FOLDER, "name": es.title("sd15_masks"), "model": model["name"]})
+    assert out, f"{frontend}: no download offered for {model['name']}"
+    assert "checkpoints" in out["row"], out
+    if frontend == "pinned":  # 1.27's button carries the link itself
+        assert out["title"] == model["url"], out
+    errors = [t for t in editor.our_errors() if "/api/view" not in t]
+    assert not errors, "\n".join(errors)
+
+
+# The toy world as a newcomer runs it in the editor: load the template, queue it, wait for it; then nothing may lie
+# over anything (nodes that show pictures after the run were laid out at their size with them), and the viewer has
+# what the sampler matched.
+LOAD_AND_QUEUE_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  const wf = await (await fetch(`/api/workflow_templates/${a.pack}/${encodeURIComponent(a.name)}.json`)).json();
+  await app.loadGraphData(wf, true, true, a.name);
+  await wait(1500);
+  await app.queuePrompt(0, 1);
+  return app.graph.nodes.length;
+}"""
+
+AFTER_RUN_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  app.canvas.setDirty(true, true);
+  await wait(2500);  // the outputs' pictures load and the nodes take their size
+  app.canvas.setDirty(true, true);
+  await wait(500);
+  const bounding = (n) => Array.from(n.getBounding ? n.getBounding() : [n.pos[0], n.pos[1] - 30, n.size[0], n.size[1] + 30]);
+  const sampler = app.graph.nodes.find((n) => n.type === a.sampler);
+  const view = (await import(a.viewerModule)).viewerOf(sampler);
+  return { nodes: app.graph.nodes.map((n) => [n.title, ...bounding(n)]), entries: view ? view.entries.length : 0,
+           caption: view ? view.dom.caption.textContent : null,
+           sizes: Object.fromEntries(app.graph.nodes.map((n) => [n.title, Array.from(n.size).map(Math.round)])) };
+}"""
+
+# the README's picture of the viewer: the sampler node close up, the pointer on the target's head
+VIEWER_SHOT_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  const s = app.graph.nodes.find((n) => n.type === a.sampler);
+  const c = app.canvas;
+  const box = c.canvas.getBoundingClientRect();
+  const [x, y, w, h] = Array.from(s.getBounding());
+  c.ds.scale = Math.min(1.6, (box.height - 80) / h);
+  c.ds.offset[0] = (box.width / 2) / c.ds.scale - (x + w / 2);
+  c.ds.offset[1] = (box.height / 2 + 20) / c.ds.scale - (y + h / 2);
+  c.setDirty(true, true);
+  await wait(1500);
+  const view = (await import(a.viewerModule)).viewerOf(s);
+  const canvas = view.dom.canvas;
+  const r = canvas.getBoundingClientRect();
+  const t = view.scene?.targetRect;
+  if (t) {  // a spot in the upper middle of the target picture (the creature's body)
+    const k = r.width / canvas.clientWidth;
+    canvas.dispatchEvent(new PointerEvent("pointermove", { clientX: r.left + (t.x + t.w * 0.5) * k,
+      clientY: r.top + (t.y + t.h * 0.55) * k, bubbles: true }));
+  }
+  await wait(500);
+  return [box.left + (x + c.ds.offset[0]) * c.ds.scale, box.top + (y + c.ds.offset[1]) * c.ds.scale,
+          w * c.ds.scale, h * c.ds.scale];
+}"""
+
+
+def _wait_for_the_queue(editor: Editor, timeout: float) -> dict:
+    """The server's history entry of the one prompt run, when the queue is empty again."""
+    def done():
+        queue = _get_json(f"{editor.root}/api/queue")
+        if queue["queue_running"] or queue["queue_pending"]:
+            return None
+        history = _get_json(f"{editor.root}/api/history")
+        return next(iter(history.values()), None)
+
+    return _wait_for(done, timeout, f"the toy world run ({editor.name} frontend)", editor.server, editor.log)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_the_toy_world_runs_in_the_editor_and_no_node_covers_another(editors, frontend):
+    import e2e_support as es
+
+    editor = editors(frontend)
+    page = editor.open()
+    start = time.monotonic()
+    page.call(LOAD_AND_QUEUE_JS, {"pack": PACK_FOLDER, "name": es.title("toy_world")})
+    entry = _wait_for_the_queue(editor, 900)
+    seconds = time.monotonic() - start
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    print(f"the toy world in the editor ({editor.name} frontend): {seconds:.0f} s")
+    args = {"sampler": SAMPLER_NODE, "viewerModule": f"/extensions/{PACK_FOLDER}/e4e_sampler_view.js"}
+    out = page.call(AFTER_RUN_JS, args)
+    nodes = out["nodes"]
+    covered = [(a[0], b[0]) for i, a in enumerate(nodes) for b in nodes[i + 1:] if _overlap(a[1:], b[1:])]
+    assert not covered, f"after the run, nodes lie over others: {covered}\n{out['sizes']}"
+    assert out["entries"] == 1 and "ref 1" in out["caption"], out["caption"]
+    said = [line for line in editor.log.read_text(errors="replace").splitlines() if "Load Masks:" in line]
+    assert said and all("frame" not in line for line in said), said  # a still image has no frames
+    if frontend == "newest":
+        _figure(page, "editor_toy_after_run.png")
+        _figure(page, "editor_viewer.png", page.call(VIEWER_SHOT_JS, args))
     errors = [t for t in editor.our_errors() if "/api/view" not in t]
     assert not errors, "\n".join(errors)
 

@@ -1,4 +1,5 @@
-"""The shipped workflows (workflows/TITLE.json, TITLE.jpg, api/NAME.api.json; TITLE from make_workflows.TEMPLATES).
+"""The shipped workflows (workflows/TITLE.json, TITLE.jpg, api/NAME.api.json; TITLE from make_workflows.TEMPLATES),
+their example inputs and the editor's list of them (web/js/e4e_templates.js).
 
 API files are checked by ComfyUI's own prompt validation (the code behind ``POST /prompt``) of a full checkout;
 the editor files by the real editor, in tests/test_web.py. What the pack means by them (the authors' settings,
@@ -8,7 +9,9 @@ which image goes where) is checked here on any host.
 from __future__ import annotations
 
 import io
+import json
 import re
+from pathlib import Path
 
 import e2e_support as es
 import pytest
@@ -35,14 +38,119 @@ def test_shipped_files_are_exactly_the_workflows():
 
 
 def test_template_titles_read_as_titles():
-    """The template browser shows the file name as the title (and, with "-"/"_" as spaces, as the description):
-    each names the pack and its model, in characters both frontends fetch and every file system takes."""
-    titles = [es.title(n) for n in NAMES]
-    assert len(set(titles)) == len(titles) == len(es.make_workflows().TEMPLATES)
+    """The template browser shows the file name as the card's title, cut after about 24 characters: short titles
+    that differ in their first words (the category already says Eye-for-an-eye), the one that runs without a
+    checkpoint first, in characters both frontends fetch as they are and every file system takes."""
+    templates = es.make_workflows().TEMPLATES
+    titles = list(templates.values())
+    assert len(set(titles)) == len(titles) == len(NAMES)
+    assert next(iter(templates)) == "toy_world" and "no checkpoint" in titles[0]
+    assert len({t[:24] for t in titles}) == len(titles), "two titles alike in their first 24 characters"
+    assert len({" ".join(t.split()[:2]) for t in titles}) == len(titles), "two titles alike in their first words"
     for t in titles:
-        assert re.fullmatch(r"Eye-for-an-eye (SD1\.5|SDXL|Flux\.1-dev|toy world|Qwen-Image|Wan 2\.1) [A-Za-z0-9 .-]+",
-                            t), t
-        assert "_" not in t and "  " not in t and not t.endswith((".", " ")), t
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 .()-]+", t) and len(t) <= 26, t
+        assert "Eye-for-an-eye" not in t and "  " not in t and not t.endswith((".", " ")), t
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_template_says_what_it_does(name):
+    """A card description (extra.e4e.summary, which web/js/e4e_templates.js carries to the browser) and a Markdown
+    Note in the graph, as ComfyUI's own templates have: what it does, its models with their links and folders, the
+    inputs, what the outputs show. The Note is the editor's only: the API file has no such node."""
+    workflow = es.load(name)
+    e4e = workflow["extra"]["e4e"]
+    # one sentence that a card shows whole (1.27 cuts a card's description after two lines, about 60 characters)
+    assert 20 < len(e4e["summary"]) <= 60 and e4e["summary"].endswith("."), e4e["summary"]
+    (note,) = [n for n in workflow["nodes"] if n["type"] == "MarkdownNote"]
+    text = note["widgets_values"][0]
+    assert e4e["about"] in text and "**What comes out:**" in text
+    for model in workflow["models"]:
+        assert f"[{model['name']}]({model['url']})" in text and f"models/{model['directory']}/" in text
+    if any(n["type"] in ("LoadImage", "LoadImageMask") for n in workflow["nodes"]):
+        assert "input folder" in text and "never overwrites" in text
+    if any(n["class_type"] == "E4EAppearanceTransferSampler" for n in es.load(name, "api").values()):
+        assert "colour code" in text and "Dark grey: outside the masks" in text
+    assert str(note["id"]) not in es.load(name, "api") and note["id"] == workflow["last_node_id"]
+    assert "ds" not in workflow["extra"]  # opened fitted to the graph (web/js/e4e_browser.js makes that readable)
+    data = (es.REPO / "web" / "js" / "e4e_templates.js").read_text()
+    assert json.dumps(e4e["title"]) in data and json.dumps(e4e["summary"]) in data
+
+
+LOADERS = {"CheckpointLoaderSimple": ("ckpt_name",), "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+           "CLIPLoader": ("clip_name",), "DualCLIPLoader": ("clip_name1", "clip_name2")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_a_template_loads_has_its_download_link(name):
+    """Each loader carries properties.models (name, url, directory: where both frontends look when the file is
+    missing, as in ComfyUI's own templates) for the file it names, and the workflow's models list holds them all."""
+    workflow = es.load(name)
+    api = es.load(name, "api")
+    declared = []
+    for node in workflow["nodes"]:
+        if node["type"] not in LOADERS:
+            continue
+        values = api[str(node["id"])]["inputs"]
+        named = [values[w] for w in LOADERS[node["type"]]]
+        models = node["properties"]["models"]
+        assert [m["name"] for m in models] == named, node["title"]
+        for m in models:
+            assert m["url"].startswith("https://huggingface.co/") and m["url"].split("?")[0].endswith(m["name"]), m
+            assert m["directory"] in ("checkpoints", "diffusion_models", "text_encoders", "vae"), m
+        declared += [m for m in models if m not in declared]
+    assert workflow["models"] == declared
+    assert bool(declared) == (name != "toy_world")
+
+
+def test_the_download_links_are_comfyuis_own():
+    """The links are those of ComfyUI's own templates (the comfyui-workflow-templates package ComfyUI installs);
+    SD1.5's full-precision file is in the same Comfy-Org archive as the fp16 file those templates use."""
+    templates = pytest.importorskip("comfyui_workflow_templates", reason="ComfyUI's templates package")
+    folder = Path(templates.__file__).parent / "templates"
+    theirs = set()
+    for path in folder.glob("*.json"):
+        theirs.update(re.findall(r'"(https://huggingface\.co/[^"]+)"', path.read_text(errors="replace")))
+    for name, (url, _) in es.make_workflows().MODEL_LINKS.items():
+        if name == "v1-5-pruned-emaonly.safetensors":
+            archive = "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+            assert url == archive + name and archive + "v1-5-pruned-emaonly-fp16.safetensors" in theirs
+        else:
+            assert url in theirs, url
+
+
+def _example_inputs():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("e4e_example_inputs", es.REPO / "nodes" / "example_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_inputs_go_into_the_input_folder_and_never_over_a_file(tmp_path, caplog):
+    """What the pack does at import: every example image into ComfyUI's input folder when absent; a user's file of
+    the same name stays as it is; a second import copies nothing; a folder that cannot be written is logged."""
+    import logging
+
+    module = _example_inputs()
+    shipped = sorted(p.name for p in module.EXAMPLES.glob("*.png"))
+    assert len(shipped) == 10
+    folder = tmp_path / "input"
+    folder.mkdir()
+    (folder / "e4e_target.png").write_bytes(b"the user's own picture")
+    with caplog.at_level(logging.INFO, logger="eye_for_an_eye"):
+        copied = module.copy_example_inputs(folder)
+    assert copied == [n for n in shipped if n != "e4e_target.png"]
+    assert (folder / "e4e_target.png").read_bytes() == b"the user's own picture"
+    assert all((folder / n).read_bytes() == (module.EXAMPLES / n).read_bytes() for n in copied)
+    assert "copied 9 example input(s)" in caplog.text
+    assert module.copy_example_inputs(folder) == []
+    blocked = tmp_path / "a file" / "input"
+    blocked.parent.write_text("not a folder")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eye_for_an_eye"):
+        assert module.copy_example_inputs(blocked) == []
+    assert "could not put the example inputs" in caplog.text and "workflows/inputs" in caplog.text
 
 
 def test_the_template_category_is_labelled():
@@ -57,13 +165,14 @@ def test_the_template_category_is_labelled():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_thumbnail(name):
+    """Square (the browser shows it square), large enough for its text to be read on a card."""
     from PIL import Image
 
     data = (es.WORKFLOWS / f"{es.title(name)}.jpg").read_bytes()
     assert len(data) < 50_000
     img = Image.open(io.BytesIO(data))
     assert img.format == "JPEG"
-    assert 200 <= img.width <= 1024 and 100 <= img.height <= 1024
+    assert img.width == img.height == 400
 
 
 @pytest.mark.server
@@ -246,6 +355,7 @@ def test_generated_files_are_up_to_date():
     """workflows/ is what scripts/make_workflows.py writes now from the real node definitions (and nothing more)."""
     module = es.make_workflows()
     files = module.render(module.node_specs())
-    stale = [n for n, data in files.items() if n.endswith(".json") and (es.WORKFLOWS / n).read_bytes() != data]
+    stale = [n for n, data in files.items() if n.endswith((".json", ".js")) and (es.REPO / n).read_bytes() != data]
     assert not stale, f"out of date (run scripts/make_workflows.py with a full ComfyUI): {stale}"
     assert module.shipped_files() == set(files), "renamed or removed workflows left behind"
+    assert "web/js/e4e_templates.js" in files

@@ -1,7 +1,7 @@
 // Canvas painting of the correspondence viewer. Takes a 2D context and a scene from
 // e4e_logic.sceneRects; creates no DOM and imports nothing from ComfyUI (no side effects).
 
-import { inverseLookup, locateSource, refColour, sourceToPoint, tokenRect } from "./e4e_logic.js";
+import { inverseLookup, locateSource, refColour, sourceToPoint, tokenRect, wrapText } from "./e4e_logic.js";
 
 const PANEL_BG = "#151515";
 const TEXT = "#ddd";
@@ -28,7 +28,10 @@ function label(ctx, text, x, y, colour = TEXT) {
 function drawImageOrPlaceholder(ctx, img, rect, text) {
   if (!rect) return;
   if (drawable(img)) {
+    // enlarged pictures (a 32 px toy creature in a 200 px panel) are drawn pixelated, not smoothed into a blur
+    ctx.imageSmoothingEnabled = rect.w <= (img.naturalWidth || img.width);
     ctx.drawImage(img, rect.x, rect.y, rect.w, rect.h);
+    ctx.imageSmoothingEnabled = true;
   } else {
     ctx.fillStyle = "#2a2a2a";
     ctx.fillRect(rect.x, rect.y, rect.w, rect.h);
@@ -120,15 +123,35 @@ export function drawViewer(ctx, scene, entry, view = {}) {
   ctx.restore();
 }
 
-/** Paint a message when there is nothing to show. */
+export const MESSAGE_FONT = "12px sans-serif";
+export const MESSAGE_LINE = 16;
+const MESSAGE_PAD = 8;
+
+/**
+ * Where a message goes in a width x height panel: its lines, wrapped to the width, centred vertically, and
+ * whether they all fit (`fits`: every line as wide as the panel allows and all lines in its height).
+ */
+export function messageLayout(ctx, width, height, text) {
+  ctx.font = MESSAGE_FONT;
+  const measure = (t) => (typeof ctx.measureText === "function" && ctx.measureText(t)?.width) || 0;
+  const room = Math.max(0, width - 2 * MESSAGE_PAD);
+  const lines = wrapText(text, room, measure);
+  const top = Math.max(MESSAGE_PAD, (height - lines.length * MESSAGE_LINE) / 2);
+  const widest = Math.max(0, ...lines.map(measure));
+  const fits = widest <= room && top + lines.length * MESSAGE_LINE <= height - MESSAGE_PAD + 1;
+  return { lines, top, widest, room, fits, width, height };
+}
+
+/** Paint a message when there is nothing to show, wrapped to the panel; returns its layout. */
 export function drawMessage(ctx, width, height, text) {
-  if (!ctx || !(width > 0) || !(height > 0)) return;
+  if (!ctx || !(width > 0) || !(height > 0)) return null;
   ctx.save();
   ctx.fillStyle = PANEL_BG;
   ctx.fillRect(0, 0, width, height);
+  const layout = messageLayout(ctx, width, height, text);
   ctx.fillStyle = "#999";
-  ctx.font = "12px sans-serif";
-  ctx.textBaseline = "middle";
-  ctx.fillText(text, 8, height / 2);
+  ctx.textBaseline = "top";
+  layout.lines.forEach((line, i) => ctx.fillText(line, MESSAGE_PAD, layout.top + i * MESSAGE_LINE));
   ctx.restore();
+  return layout;
 }

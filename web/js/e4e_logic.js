@@ -220,11 +220,15 @@ export function matchSummary(src, refGrids) {
 
 const pct = (x) => `${Math.round(x * 100)}%`;
 
-/** Caption text of a summary, e.g. "ref 1 42% · ref 2 18% · unmatched 40%". */
+/**
+ * Caption text of a summary, e.g. "ref 1 42% · ref 2 18% · kept (outside masks) 40%": the share of the target
+ * that takes its appearance from each reference, and the share left as it is (tokens outside the object masks,
+ * which the sampler never matches).
+ */
 export function formatSummary(s) {
   if (!s || !s.total) return "no tokens";
   const parts = s.perRef.map((p) => `ref ${p.ref + 1} ${pct(p.share)}`);
-  parts.push(`unmatched ${pct(s.unmatched / s.total)}`);
+  if (s.unmatched) parts.push(`kept (outside masks) ${pct(s.unmatched / s.total)}`);
   if (s.invalid) parts.push(`invalid ${s.invalid}`);
   return parts.join(" · ");
 }
@@ -435,4 +439,108 @@ export function entryCaption(entry, index = 0, count = 1) {
   if (entry.step != null) parts.push(`step ${entry.step}`);
   if (count > 1) parts.push(`image ${index + 1}/${count}`);
   return parts.join(" · ");
+}
+
+/**
+ * Greedy word wrap: the lines of text that each fit maxWidth as measure(text) -> width says (a word longer than
+ * the line is cut at the character that overflows, so no line is ever wider than maxWidth).
+ */
+export function wrapText(text, maxWidth, measure) {
+  const words = String(text ?? "").split(/\s+/).filter((w) => w);
+  const lines = [];
+  let line = "";
+  const push = (word) => {
+    let rest = word;
+    while (rest && measure(rest) > maxWidth) {
+      let n = rest.length - 1;
+      while (n > 1 && measure(rest.slice(0, n)) > maxWidth) n--;
+      lines.push(rest.slice(0, n));
+      rest = rest.slice(n);
+    }
+    return rest;
+  };
+  for (const word of words) {
+    const trial = line ? `${line} ${word}` : word;
+    if (measure(trial) <= maxWidth) {
+      line = trial;
+    } else {
+      if (line) lines.push(line);
+      line = push(word);
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** The sampler's e4e_notices message entry -> the non-empty strings in it ([] for anything else). */
+export function noticeList(value) {
+  if (!Array.isArray(value)) return typeof value === "string" && value.trim() ? [value.trim()] : [];
+  return value.filter((n) => typeof n === "string" && n.trim()).map((n) => n.trim());
+}
+
+// ---------------------------------------------------------------- templates
+
+/**
+ * GET /workflow_templates's listing ({pack folder: [template names]}) with this pack's names in `order`
+ * (names it does not know keep their order, after the known ones). The pack's entry is the one that holds the
+ * most of its names (its folder under custom_nodes is whatever the clone was called).
+ */
+export function orderListing(listing, order) {
+  if (!listing || typeof listing !== "object" || Array.isArray(listing) || !Array.isArray(order)) return listing;
+  const rank = new Map(order.map((name, i) => [name, i]));
+  let best = null;
+  let hits = 0;
+  for (const [folder, names] of Object.entries(listing)) {
+    const n = Array.isArray(names) ? names.filter((x) => rank.has(x)).length : 0;
+    if (n > hits) [best, hits] = [folder, n];
+  }
+  if (best === null) return listing;
+  const key = (name, i) => (rank.has(name) ? rank.get(name) : order.length + i);
+  const sorted = listing[best].map((name, i) => [key(name, i), name]).sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+  return { ...listing, [best]: sorted };
+}
+
+/** The description the frontend derives from a template's file name (frontend 1.27 shows it on the card). */
+export function derivedDescription(name) {
+  return String(name).replace(/[-_]/g, " ").trim();
+}
+
+// LiteGraph skips text below 8 px on screen (frontend 1.58's default "font size for LOD", 1.27's zoom threshold
+// 0.6 of 14 px): a template opened at a smaller scale shows blank boxes.
+export const READABLE_SCALE = 0.65;
+
+// Room around a template's graph when it opens (canvas px), and above its nodes (graph units) for the titles of
+// the groups the pack's layout puts there (the frontends' bounds hold the nodes only). 1.58 draws its tab bar and
+// its side bar over the canvas's top and left edges.
+const VIEW_FRAME = { left: 72, right: 24, top: 44, bottom: 24, headroom: 80 };
+// 1.27 draws nothing over its canvas (it asks for no viewport)
+const CLEAR_FRAME = { left: 24, right: 24, top: 24, bottom: 24, headroom: 80 };
+
+/** The room to leave around a template's graph: 1.58 gives fitToBounds a viewport and covers the canvas's edges. */
+export function viewFrame(hasViewport) {
+  return hasViewport ? VIEW_FRAME : CLEAR_FRAME;
+}
+
+/**
+ * The view a template of this pack opens with. `fit` is the scale the frontend's fit-to-graph chose; when its
+ * text is drawn (fit >= READABLE_SCALE) it stays. Otherwise: the graph's whole height when that is readable, else
+ * READABLE_SCALE, with the graph's left edge (the Note, the loaders) at the viewport's left and its top at the top
+ * (centred when it is smaller than the view). bounds: [x, y, w, h] of the nodes in graph units; viewport:
+ * [x, y, w, h] in canvas pixels. Returns {scale, offset} with LiteGraph's convention
+ * (screen = (graph + offset) * scale), or null to keep the fit.
+ */
+export function readableView(bounds, viewport, fit, maxScale = 1, frame = VIEW_FRAME) {
+  if (!(fit < READABLE_SCALE)) return null;
+  const [bx, nodesTop, bw, nodesHeight] = bounds || [];
+  const [vx, vy, vw, vh] = viewport || [];
+  const ok = [bx, nodesTop, bw, nodesHeight, vx, vy, vw, vh].every(Number.isFinite);
+  if (!ok || !(bw > 0 && nodesHeight > 0 && vw > 0 && vh > 0)) return null;
+  const by = nodesTop - frame.headroom;
+  const bh = nodesHeight + frame.headroom;
+  const roomW = vw - frame.left - frame.right;
+  const roomH = vh - frame.top - frame.bottom;
+  const scale = Math.min(maxScale, Math.max(READABLE_SCALE, roomH / bh));
+  const x = bw * scale <= roomW ? vx + frame.left + (roomW - bw * scale) / 2 : vx + frame.left;
+  const y = bh * scale <= roomH ? vy + frame.top + (roomH - bh * scale) / 2 : vy + frame.top;
+  return { scale, offset: [x / scale - bx, y / scale - by] };
 }

@@ -1,5 +1,6 @@
 // Correspondence viewer of the Appearance Transfer Sampler node, a DOM widget (a canvas with a
-// batch selector, a "parts" toggle and a caption). It works in both node renderers: on the
+// batch selector, a "parts" toggle, a warning line for the run's notices and a caption; text wraps,
+// it is never cut off). It works in both node renderers: on the
 // LiteGraph canvas the frontend sizes it from getMinHeight; in the Vue renderer ("Nodes 2.0")
 // the element is moved into the node as it is, so it carries its own CSS height, and it takes
 // the pointer through its own listeners (node hooks such as onMouseMove are not called there).
@@ -7,11 +8,15 @@
 
 import { drawMessage, drawViewer } from "./e4e_draw.js";
 import { addDOMWidget, chain, el, warn } from "./e4e_dom.js";
-import { entryCaption, hoverAt, parseEntries, sceneRects, viewPath } from "./e4e_logic.js";
+import { entryCaption, hoverAt, noticeList, parseEntries, sceneRects, viewPath } from "./e4e_logic.js";
 import { fitNodeHeight } from "./e4e_widgets.js";
 
 export const VIEWER_MIN_HEIGHT = 240;
+export const HINT = "Run the sampler to see which reference part each target part copies. Then hover a spot of the " +
+  "target to see where it comes from, or a spot of the reference to see which target spots copy it.";
 const MARGIN = 6;
+const TEXT_LINE = 14; // px per line of the notices and the caption (11 px text)
+const CHARS_PER_LINE = 44; // what a line of 11 px text holds in the narrowest node the pack lays out (300 px)
 const viewers = new WeakMap();
 
 class CorrespondenceViewer {
@@ -21,6 +26,8 @@ class CorrespondenceViewer {
     this.resolveURL = resolveURL;
     this.entries = [];
     this.errors = [];
+    this.notices = [];
+    this.lastMessage = null; // the layout of the message last painted (tests read it)
     this.index = 0;
     this.overlay = true;
     this.hover = null;
@@ -44,6 +51,7 @@ class CorrespondenceViewer {
       minHeight: `${VIEWER_MIN_HEIGHT - 2 * MARGIN}px`,
       boxSizing: "border-box",
       font: "11px sans-serif",
+      lineHeight: `${TEXT_LINE}px`,
       color: "#ccc",
       overflow: "hidden",
     });
@@ -55,9 +63,11 @@ class CorrespondenceViewer {
     });
     overlayLabel.append(overlay, "parts");
     bar.append(batch, overlayLabel);
+    // nodes added after Semantic Match Patch that change the model (the sampler's e4e_notices): amber, wrapped
+    const notices = el("div", { flex: "0 0 auto", display: "none", color: "#fb5", whiteSpace: "normal", overflowWrap: "anywhere" });
     const canvas = el("canvas", { flex: "1 1 auto", minHeight: "0", width: "100%", display: "block", cursor: "crosshair" });
-    const caption = el("div", { flex: "0 0 auto", whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
-    root.append(bar, canvas, caption);
+    const caption = el("div", { flex: "0 0 auto", whiteSpace: "normal", overflowWrap: "anywhere" });
+    root.append(bar, notices, canvas, caption);
 
     batch.addEventListener("change", () => this.select(Number(batch.value)));
     overlay.addEventListener("change", () => {
@@ -80,10 +90,10 @@ class CorrespondenceViewer {
     });
 
     const widget = addDOMWidget(this.node, "e4e_viewer", root, {
-      getMinHeight: () => VIEWER_MIN_HEIGHT,
+      getMinHeight: () => this.minHeight(),
       margin: MARGIN,
     });
-    this.dom = { root, batch, overlay, canvas, caption, widget };
+    this.dom = { root, batch, overlay, notices, canvas, caption, widget };
     if (typeof ResizeObserver === "function") {
       this.dom.observer = new ResizeObserver(() => this.redraw());
       this.dom.observer.observe(canvas);
@@ -107,6 +117,22 @@ class CorrespondenceViewer {
     this.stamp = Date.now();
     this.refresh();
     fitNodeHeight(this.node);
+  }
+
+  /** The run's notices (the sampler's e4e_notices): shown as a warning line above the picture. */
+  setNotices(list) {
+    const notices = noticeList(list);
+    if (notices.join("\n") === this.notices.join("\n")) return;
+    this.notices = notices;
+    this.refresh();
+    fitNodeHeight(this.node);
+  }
+
+  /** The widget's height: the picture's, plus the lines of text the notices and the caption wrap into. */
+  minHeight() {
+    const lines = (text) => (text ? Math.ceil(text.length / CHARS_PER_LINE) : 0);
+    const extra = this.notices.reduce((n, t) => n + lines(`\u26a0 ${t}`), 0) + Math.max(0, lines(this.caption()) - 1);
+    return VIEWER_MIN_HEIGHT + TEXT_LINE * extra;
   }
 
   select(i) {
@@ -137,7 +163,7 @@ class CorrespondenceViewer {
   caption() {
     if (this.entry) return entryCaption(this.entry, this.index, this.entries.length);
     if (this.errors.length) return `Unusable correspondence data: ${this.errors[0]}`;
-    return "Run the sampler to see which reference part each target part copies.";
+    return ""; // before a run the picture says what to do (HINT)
   }
 
   refresh() {
@@ -148,8 +174,13 @@ class CorrespondenceViewer {
     );
     d.batch.value = String(this.index);
     d.batch.style.display = n > 1 ? "" : "none";
+    d.notices.replaceChildren(...this.notices.map((t) => el("div", null, { textContent: `\u26a0 ${t}` })));
+    d.notices.style.display = this.notices.length ? "" : "none";
+    d.notices.title = this.notices.join("\n");
     d.caption.textContent = this.caption();
     d.caption.title = d.caption.textContent;
+    d.caption.style.display = d.caption.textContent ? "" : "none";
+    d.root.style.minHeight = `${this.minHeight() - 2 * MARGIN}px`;
     this.redraw();
   }
 
@@ -165,9 +196,10 @@ class CorrespondenceViewer {
     const entry = this.entry;
     if (!entry) {
       this.scene = null;
-      drawMessage(ctx, width, height, this.caption());
+      this.lastMessage = drawMessage(ctx, width, height, this.caption() || HINT);
       return;
     }
+    this.lastMessage = null;
     const targetImage = this.image(entry.target);
     const refImages = entry.references.map((r) => this.image(r));
     const dims = (img) => (img ? [img.naturalWidth || img.width, img.naturalHeight || img.height] : null);
@@ -196,7 +228,8 @@ class CorrespondenceViewer {
   }
 }
 
-function viewerOf(node, resolveURL) {
+/** The viewer of a sampler node (made when resolveURL is given and there is none yet), or null. */
+export function viewerOf(node, resolveURL) {
   let v = viewers.get(node);
   if (!v && resolveURL) {
     v = new CorrespondenceViewer(node, resolveURL);
@@ -211,8 +244,10 @@ export function setupSampler(proto, resolveURL = (path) => path) {
     viewerOf(this, resolveURL);
   });
   chain(proto, "onExecuted", function (message) {
-    if (message && typeof message === "object" && "e4e_correspondence" in message) {
-      viewerOf(this, resolveURL).setEntries(message.e4e_correspondence);
+    if (!message || typeof message !== "object") return;
+    if ("e4e_correspondence" in message) viewerOf(this, resolveURL).setEntries(message.e4e_correspondence);
+    if ("e4e_correspondence" in message || "e4e_notices" in message) {
+      viewerOf(this, resolveURL).setNotices(message.e4e_notices); // a run without notices clears them
     }
   });
   chain(proto, "onRemoved", function () {

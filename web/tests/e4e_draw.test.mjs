@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { drawMessage, drawViewer } from "../js/e4e_draw.js";
+import { drawMessage, drawViewer, MESSAGE_LINE, messageLayout } from "../js/e4e_draw.js";
 import { parseEntry, sceneRects, tokenRect } from "../js/e4e_logic.js";
 import { fakeContext, sampleRaw } from "./helpers.mjs";
 
@@ -96,5 +96,33 @@ describe("drawMessage", () => {
     drawMessage(ctx, 0, 50, "x");
     drawMessage(null, 10, 10, "x");
     assert.equal(ctx.calls.length, 0);
+  });
+  test("a long hint is wrapped to the panel, every line inside it (it used to run off the right edge)", () => {
+    const ctx = fakeContext(); // 6 px per character
+    const text = "Run the sampler to see which reference part each target part copies.";
+    const layout = drawMessage(ctx, 200, 150, text);
+    const written = ctx.calls.filter((c) => c[0] === "fillText");
+    assert.ok(written.length > 1);
+    assert.equal(written.map((c) => c[1]).join(" "), text);
+    for (const [, line, x, y] of written) {
+      assert.ok(x >= 0 && x + line.length * 6 <= 200, line);
+      assert.ok(y >= 0 && y + MESSAGE_LINE <= 150, line);
+    }
+    assert.ok(layout.fits);
+    assert.ok(!messageLayout(fakeContext(), 200, 20, text).fits); // too low a panel says so
+  });
+});
+
+describe("pictures", () => {
+  test("small pictures are drawn pixelated (no smoothing) when enlarged, smoothed when reduced", () => {
+    for (const [size, smooth] of [[2, false], [2000, true]]) {
+      const img = { naturalWidth: size, naturalHeight: size };
+      const ctx = fakeContext();
+      drawViewer(ctx, scene, entry, { targetImage: img, refImages: [img, img] });
+      const calls = ctx.calls;
+      const draw = calls.findIndex((c) => c[0] === "drawImage");
+      const setting = calls.slice(0, draw).filter((c) => c[0] === "set" && c[1] === "imageSmoothingEnabled").at(-1);
+      assert.equal(setting[2], smooth, `a ${size} px picture`);
+    }
   });
 });

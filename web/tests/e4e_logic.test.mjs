@@ -245,7 +245,9 @@ describe("matchSummary / formatSummary / entryCaption", () => {
       [3, 2],
     );
     near(s.perRef[0].share, 3 / 8);
-    assert.equal(L.formatSummary(s), "ref 1 38% · ref 2 25% · unmatched 13% · invalid 2");
+    assert.equal(L.formatSummary(s), "ref 1 38% · ref 2 25% · kept (outside masks) 13% · invalid 2");
+    // whole images: nothing outside a mask, nothing said about it
+    assert.equal(L.formatSummary(L.matchSummary(Int32Array.from([0, 3, 4]), REF_GRIDS)), "ref 1 67% · ref 2 33%");
   });
   test("empty src", () => {
     const s = L.matchSummary(new Int32Array(0), REF_GRIDS);
@@ -256,7 +258,7 @@ describe("matchSummary / formatSummary / entryCaption", () => {
   });
   test("caption", () => {
     const e = L.parseEntry(sampleRaw());
-    assert.equal(L.entryCaption(e), "ref 1 50% · ref 2 33% · unmatched 17% · output.9 · step 67");
+    assert.equal(L.entryCaption(e), "ref 1 50% · ref 2 33% · kept (outside masks) 17% · output.9 · step 67");
     assert.match(L.entryCaption(e, 1, 3), /image 2\/3$/);
     assert.match(L.entryCaption(null), /run the sampler/);
   });
@@ -420,11 +422,95 @@ describe("display helpers", () => {
 describe("module hygiene", () => {
   test("exports only functions and constants", () => {
     for (const [k, v] of Object.entries(L)) {
-      assert.ok(typeof v === "function" || typeof v === "string", `${k} is ${typeof v}`);
+      assert.ok(["function", "string", "number"].includes(typeof v), `${k} is ${typeof v}`);
       assert.ok(!/^(BLOCK|KIND)/.test(k), `${k}: the grammar comes from the node definition`);
     }
     assert.equal(L.EXTENSION_NAME, "eye_for_an_eye.viewer");
     assert.equal(L.SAMPLER_NODE, "E4EAppearanceTransferSampler");
     assert.equal(L.PATCH_NODE, "E4ESemanticMatchPatch");
+  });
+});
+
+describe("wrapText", () => {
+  const measure = (t) => t.length * 6;
+  test("wraps at word boundaries, every line within the width", () => {
+    const text = "Run the sampler to see which reference part each target part copies.";
+    const lines = L.wrapText(text, 100, measure);
+    assert.ok(lines.length > 1);
+    assert.ok(lines.every((l) => measure(l) <= 100), lines.join("|"));
+    assert.equal(lines.join(" "), text);
+  });
+  test("a word longer than the line is cut, never left to overflow", () => {
+    const lines = L.wrapText("a verylongwordthatdoesnotfit b", 60, measure);
+    assert.ok(lines.every((l) => measure(l) <= 60), lines.join("|"));
+    assert.equal(lines.join("").replaceAll(" ", ""), "averylongwordthatdoesnotfitb");
+  });
+  test("empty text, no lines", () => {
+    assert.deepEqual(L.wrapText("", 100, measure), []);
+    assert.deepEqual(L.wrapText(null, 100, measure), []);
+  });
+});
+
+describe("noticeList", () => {
+  test("keeps the non-empty strings of a list, takes a lone string", () => {
+    assert.deepEqual(L.noticeList([" FreeU_V2 after the patch ", "", 3, null, "LoRA"]), ["FreeU_V2 after the patch", "LoRA"]);
+    assert.deepEqual(L.noticeList("one"), ["one"]);
+    assert.deepEqual(L.noticeList(undefined), []);
+    assert.deepEqual(L.noticeList({ a: 1 }), []);
+  });
+});
+
+describe("templates", () => {
+  const order = ["Toy world (no checkpoint)", "SD1.5 with masks", "SDXL with masks"];
+  test("orderListing puts the pack's names in its order, others after, other packs untouched", () => {
+    const listing = { other_pack: ["b", "a"], "eye-for-an-eye": ["SDXL with masks", "mine", "Toy world (no checkpoint)", "SD1.5 with masks"] };
+    const out = L.orderListing(listing, order);
+    assert.deepEqual(out["eye-for-an-eye"], [...order, "mine"]);
+    assert.deepEqual(out.other_pack, ["b", "a"]);
+    assert.deepEqual(listing["eye-for-an-eye"][0], "SDXL with masks"); // the server's answer is not changed
+  });
+  test("orderListing leaves odd answers alone", () => {
+    assert.equal(L.orderListing(null, order), null);
+    assert.deepEqual(L.orderListing([], order), []);
+    assert.deepEqual(L.orderListing({ x: ["a"] }, order), { x: ["a"] });
+  });
+  test("derivedDescription is what frontend 1.27 makes of a file name", () => {
+    assert.equal(L.derivedDescription("Toy world - no_checkpoint"), "Toy world   no checkpoint");
+  });
+});
+
+describe("readableView", () => {
+  const viewport = [0, 0, 1600, 857];
+  test("a fit that draws text is kept", () => {
+    assert.equal(L.readableView([0, 0, 1000, 600], viewport, 0.8), null);
+    assert.equal(L.readableView([0, 0, 1000, 600], viewport, L.READABLE_SCALE), null);
+  });
+  test("too small a fit: the whole height at a readable scale, from the left when wider than the view", () => {
+    const bounds = [40, 110, 2680, 1100]; // the nodes of an SD1.5 template, titles included
+    const v = L.readableView(bounds, viewport, 0.45);
+    assert.ok(v.scale >= L.READABLE_SCALE && v.scale <= 1, v.scale);
+    const screen = (x, y) => [(x + v.offset[0]) * v.scale, (y + v.offset[1]) * v.scale];
+    const [left, top] = screen(bounds[0], bounds[1] - 80); // the groups' titles above the nodes
+    assert.ok(Math.abs(left - 72) < 1e-6, left); // the Note's column at the left edge, clear of 1.58's side bar
+    assert.ok(top >= 44 && top <= 80, top); // below 1.58's tab bar
+    const [, bottom] = screen(bounds[0], bounds[1] + bounds[3]);
+    assert.ok(bottom <= 857 - 24 + 1e-6, bottom); // the whole height in view
+  });
+  test("a graph that fits at the readable scale is centred", () => {
+    const bounds = [0, 0, 1400, 1000];
+    const v = L.readableView(bounds, viewport, 0.5);
+    const left = (bounds[0] + v.offset[0]) * v.scale;
+    const right = (bounds[0] + bounds[2] + v.offset[0]) * v.scale;
+    assert.ok(Math.abs(left - 72 - (1600 - 24 - right)) < 1e-6); // centred between 1.58's side bar and the edge
+  });
+  test("a very tall graph: the readable scale, from the top", () => {
+    const v = L.readableView([0, 0, 3000, 4000], viewport, 0.1);
+    assert.equal(v.scale, L.READABLE_SCALE);
+    assert.ok(Math.abs((v.offset[1] - 80) * v.scale - 44) < 1e-6);
+  });
+  test("bad input: keep the frontend's fit", () => {
+    assert.equal(L.readableView(null, viewport, 0.1), null);
+    assert.equal(L.readableView([0, 0, 0, 10], viewport, 0.1), null);
+    assert.equal(L.readableView([0, 0, 10, 10], [0, 0, NaN, 5], 0.1), null);
   });
 });

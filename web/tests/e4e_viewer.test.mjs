@@ -115,8 +115,9 @@ function nodeClass(name, widgets) {
       this.dirty = 0;
       this.calls = [];
     }
-    computeSize() {
-      return [300, 30 + this.widgets.filter((w) => !w.hidden && !w.element).length * 24];
+    computeSize() { // as LiteGraph: a row per widget, a DOM widget as high as its getMinHeight
+      const dom = this.widgets.filter((w) => w.element).reduce((h, w) => h + (w.options?.getMinHeight?.() ?? 0), 0);
+      return [300, 30 + this.widgets.filter((w) => !w.hidden && !w.element).length * 24 + dom];
     }
     setSize(s) {
       this.size = s;
@@ -174,13 +175,16 @@ describe("sampler viewer", () => {
       assert.equal(w.element.find("select").length, 1); // no target/output choice: the left panel is the target
       const canvas = w.element.find("canvas")[0];
       const caption = w.element.children.at(-1);
-      assert.match(caption.textContent, /Run the sampler/);
+      assert.equal(caption.textContent, ""); // before a run the picture says what to do, wrapped to its width
+      const hint = canvas.ctx.calls.filter((c) => c[0] === "fillText").map((c) => c[1]);
+      assert.ok(hint.length > 1 && hint.join(" ").startsWith("Run the sampler to see which reference part"), hint);
 
       node.onExecuted({ e4e_correspondence: [sampleRaw(), sampleRaw({ step: 3 })] });
       assert.equal(node.calls.at(-1)[0], "onExecuted");
       assert.equal(batch.children.length, 2);
       assert.equal(batch.style.display, "");
-      assert.match(caption.textContent, /ref 1 50% · ref 2 33% · unmatched 17% · output\.9 · step 67 · image 1\/2/);
+      assert.match(caption.textContent, /ref 1 50% · ref 2 33% · kept \(outside masks\) 17% · output\.9 · step 67 · image 1\/2/);
+      assert.equal(caption.style.whiteSpace, "normal"); // wraps instead of being cut off
       const srcs = FakeImage.made.map((i) => i.src);
       assert.ok(srcs.some((s) => s.startsWith("/api/view?filename=t.png&subfolder=e4e&type=temp&rand=")), srcs.join());
       assert.ok(srcs.some((s) => s.startsWith("/api/view?filename=r0.png&subfolder=&type=temp")));
@@ -226,8 +230,40 @@ describe("sampler viewer", () => {
       node.onExecuted({ e4e_correspondence: "garbage" });
       assert.match(caption.textContent, /Unusable correspondence data/);
       node.onExecuted({ e4e_correspondence: [] });
-      assert.match(caption.textContent, /Run the sampler/);
+      assert.equal(caption.textContent, "");
+      node.onExecuted({ e4e_notices: "not a list" });
+      node.onExecuted({ e4e_notices: [42, null] });
       node.onRemoved();
+    }));
+
+  test("the run's notices (nodes after the patch that change the model) show as a warning line, never cut off", () =>
+    withDOM(() => {
+      const Sampler = nodeClass(SAMPLER_NODE, []);
+      const node = new Sampler();
+      node.onNodeCreated();
+      const w = node.widgets[0];
+      const [notices] = w.element.children.filter((c) => c.style.color === "#fb5");
+      assert.ok(notices, "no notices line");
+      assert.equal(notices.style.display, "none");
+      const base = w.options.getMinHeight();
+      const said = [
+        "FreeU_V2 (added after Semantic Match Patch) changes the UNet's decoder: the matching sees its features",
+        "a weight patch (LoRA) added after Semantic Match Patch",
+      ];
+      node.onExecuted({ e4e_correspondence: [sampleRaw()], e4e_notices: said });
+      assert.equal(notices.style.display, "");
+      assert.deepEqual(notices.children.map((c) => c.textContent), said.map((t) => `\u26a0 ${t}`));
+      assert.equal(notices.style.whiteSpace, "normal");
+      assert.ok(w.options.getMinHeight() >= base + 3 * 14, "the widget grows by the lines the notices take");
+      assert.ok(node.size[1] >= w.options.getMinHeight(), "the node grows to show them");
+      assert.equal(w.element.style.minHeight, `${w.options.getMinHeight() - 2 * w.options.margin}px`);
+      node.onExecuted({ e4e_correspondence: [sampleRaw()] }); // the next run has none
+      assert.equal(notices.style.display, "none");
+      assert.equal(w.options.getMinHeight(), base + 14); // the two-line caption stays
+      node.onExecuted({ e4e_notices: ["a notice without correspondence"] });
+      assert.equal(notices.children.length, 1);
+      node.onExecuted({ images: [] }); // another output's message changes nothing
+      assert.equal(notices.children.length, 1);
     }));
 
   test("onExecuted without onNodeCreated still works", () =>
