@@ -106,8 +106,8 @@ class BlockPatch(PlanPatch):
     def _sources(self, call: CallLayout, run: TransferRun, x: torch.Tensor) -> torch.Tensor | None:
         """The correspondence this block call uses: its own match (the matching block, or every rewritten block
         when there is none), else the matching block's of this or the last matched step."""
-        if self.matcher or self.plan.settings.match_block is None:
-            src = match_sources(self.plan, run, call, x, self.block)
+        if self.matcher or run.plan.settings.match_block is None:
+            src = match_sources(run.plan, run, call, x, self.block)
             if self.matcher:
                 run.keep_shared(call.step, src)
             return src
@@ -125,7 +125,7 @@ class BlockPatch(PlanPatch):
                 if "src" not in found:
                     found["src"] = self._sources(call, run, x)
                 if self.rewrite and found["src"] is not None:
-                    take_matches(self.plan, call, x, output, self.block, found["src"], gives)
+                    take_matches(run.plan, call, x, output, self.block, found["src"], gives)
             if call.struct and self.rewrite and gives in ("qkv", "q", "k"):
                 inject_structure(call, x, output, self.block, gives)
             return output

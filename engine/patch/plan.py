@@ -147,9 +147,10 @@ class TransferPlan:
 
 
 class PlanPatch:
-    """What the attention patches have in common: they hold the plan, and clones of the model share them
-    (``__deepcopy__``). ComfyUI moves a model's patches with ``to(device)`` (and with a dtype, or ``None`` for a
-    model built without an inference dtype): the plan stays where it was made, each run copies what it needs."""
+    """What the attention patches have in common: they belong to one plan (the hooks read it from the call's run,
+    which holds it), and clones of the model share them (``__deepcopy__``). ComfyUI moves a model's patches with
+    ``to(device)`` (and with a dtype, or ``None`` for a model built without an inference dtype): the plan stays where
+    it was made, each run copies what it needs."""
 
     def __init__(self, plan: TransferPlan):
         self.plan = plan

@@ -25,16 +25,16 @@ from .run import TransferRun
 
 class Attn1Patch(PlanPatch):
     """ComfyUI's ``attn1_patch``: ``(n, context, value, extra_options) -> (n, context, value)``, one per patched
-    model."""
+    model. It reads the call's layout and the run (which holds the plan) from ``extra_options``."""
 
     def __call__(self, n, context, value, extra):
         call, run = call_of(extra)
         block = extra.get("block")
-        if call is None or block not in self.plan.layers:
+        if call is None or block not in run.plan.layers:
             return n, context, value
         n_in = n
         if call.match:
-            n = inject_matches(self.plan, run, call, n, block)
+            n = inject_matches(run.plan, run, call, n, block)
         if call.struct:
             n = inject_structure(call, n, block)
         ctx = n if context is n_in else context
