@@ -113,6 +113,16 @@ def _load_runner():
 
 RUN = _load_runner()
 D, T = RUN.DEFAULTS, RUN.TITLES
+FAMILIES = importlib.import_module("e4e_headless.settings").FAMILIES  # the family registry (loaded by the runner)
+
+# The toy world template: the toy model's family (a bundled toy_world/weights/<family>_toy.safetensors) and every
+# inversion, patch and sampler setting from that family's shipped settings (the registry's: "sd1" the authors' SD
+# schedule, "flux" the Flux one, its guidance in the toy's own conditioning)
+TOY_FAMILY = "sd1"
+TOY = FAMILIES.shipped_settings(TOY_FAMILY)
+TOY_ENLARGE = 8.0  # the sheet's nearest-neighbour enlargement (the creatures are 32 px)
+TOY_SHEET_WIDTH = 640  # the node that shows the sheet (four pictures side by side), in the graph's last column
+TOY_BASELINE_PATCH, TOY_BASELINE_SAMPLER = "Position matching (baseline)", "Sampler, position matching"
 
 
 class _Specs(dict):
@@ -169,6 +179,7 @@ class Node:
     y: int = 0
     collapsed: bool = False
     group: str | None = None
+    width: int = NODE_WIDTH
 
     def __getitem__(self, key):
         if isinstance(key, str):
@@ -196,7 +207,7 @@ class Node:
         if any((e[1] if len(e) > 1 else {}).get("multiline") for _, e, _ in self.widgets):
             height += 60
         height += PICTURES.get(self.type, 0)
-        return [NODE_WIDTH, height]
+        return [self.width, height]
 
     def height(self) -> int:
         """The height the node takes in its column (a collapsed node: its title only)."""
@@ -691,40 +702,90 @@ def wan_t2v(specs: dict) -> Graph:
     return g
 
 
+def _toy_words(family: str) -> tuple[str, str]:
+    """The toy model of ``family`` in words, and its shipped schedule (``TOY``) in words, for the Note."""
+    layout = {"sd1": "SD1.5-layout UNet", "flux": "Flux-layout transformer"}.get(family, f"{family}-layout")
+    sched = (f"{TOY['steps']} steps of the {TOY['scheduler']} schedule, {TOY['skip_steps']} skipped, "
+             f"CFG {TOY['cfg']:g}")
+    if TOY["guidance"] is not None:
+        sched += f", guidance {TOY['guidance']:g} in the toy's own conditioning (no FluxGuidance node)"
+    return layout, sched
+
+
+def _toy_patch(g: Graph, title: str, toy, invs, masks, col: int, matching: str) -> Node:
+    """Semantic Match Patch at the toy family's shipped settings; ``matching``: the method or the baseline."""
+    s = TOY
+    extra = {"custom_layers": s["custom_layers"]} if s["custom_layers"] else {}  # '': the node's default
+    return g.add("E4ESemanticMatchPatch", title, col, model=toy["model"], reference=invs[0]["inversion"],
+                 target=invs[1]["inversion"], layers=s["layers"], start_percent=s["start_percent"],
+                 end_percent=s["end_percent"], structure_every=s["structure_every"],
+                 structure_end_percent=s["structure_end_percent"], strength=s["strength"], masks=masks["masks"],
+                 matching=matching, match_block=s["match_block"], **extra)
+
+
+def _toy_sampler(g: Graph, title: str, toy, patched, pair, col: int) -> Node:
+    """The Appearance Transfer Sampler at the toy family's shipped settings, the creatures in its viewer."""
+    s = TOY
+    return g.add("E4EAppearanceTransferSampler", title, col, model=patched[0], positive=toy["positive"],
+                 negative=toy["negative"], cfg=s["cfg"], adain=s["adain"], adain_start_percent=s["adain_start_percent"],
+                 ending=s["ending"], target_image=pair["target"], reference_image=pair["reference"])
+
+
 def toy_world(specs: dict) -> Graph:
-    """The demo: the bundled toy model and two generated creatures; runs anywhere, in seconds on a CPU."""
+    """The demo: the bundled toy model (TOY_FAMILY) and two generated creatures; runs anywhere, in seconds on a CPU.
+    The method and position matching side by side, on the same inversions and masks, so that the eye can judge
+    what the matching does."""
+    method, baseline = specs["E4ESemanticMatchPatch"]["input"]["optional"]["matching"][0][:2]
+    layout, schedule = _toy_words(TOY_FAMILY)
     g = Graph("toy_world",
-              "A transfer on the small SD1.5-layout model this pack trained on its toy world of creatures "
-              "(bundled): the target creature keeps its shape and pose and takes the reference's colours part by "
-              "part (head from head, wing from wing). Change the seed for another pair. The authors' settings, "
-              "no FreeU (the toy model was trained without it).", specs,
+              f"A transfer on the small {layout} this pack trained on its toy world of creatures (bundled): the "
+              "target creature keeps its shape and pose and takes the reference's colours part by part (head from "
+              "head, wing from wing). The same inversions and masks go through two patches: the method "
+              f"(matching '{method}': each target token takes its most similar reference token) and position "
+              f"matching (matching '{baseline}': each target token takes the reference token at its own place, "
+              "nothing is matched), so the sheet shows what the matching does. The family's shipped settings: "
+              f"{schedule}. Change the seed for another pair.", specs,
               "No download: a toy creature takes another's colours.")
-    toy = g.add("E4EToyModel", "Toy model", 1, family="sd1")
+    toy = g.add("E4EToyModel", "Toy model", 1, family=TOY_FAMILY)
     pair = g.add("E4EToyCreatures", "Toy creatures", 1)  # the node's default pair
     g.group("Model, images", toy, pair)
     masks = _masks(g, 1, preview=False, width=0, height=0, target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],
                    target_image=pair["target"], reference_image=pair["reference"])
     ref_lat = g.add("E4EToyVAEEncode", "Encode reference", 2, pixels=pair["reference"], toy_vae=toy["toy_vae"])
     tgt_lat = g.add("E4EToyVAEEncode", "Encode target", 2, pixels=pair["target"], toy_vae=toy["toy_vae"])
-    invs = [_invert(g, title, toy["model"], toy["positive"], toy["negative"], lat[0], 2)
+    s = TOY
+    invs = [g.add("E4EDDIMInvertReference", title, 2, model=toy["model"], positive=toy["positive"],
+                  negative=toy["negative"], latent=lat[0], steps=s["steps"], skip_steps=s["skip_steps"],
+                  cfg=s["inversion_cfg"], method=s["method"], scheduler=s["scheduler"], seed=s["seed"])
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
-    patched = _patch(g, toy["model"], invs[0], invs[1], 3, masks=masks["masks"])
-    sampler = g.add("E4EAppearanceTransferSampler", T["sampler"], 3, model=patched[0], positive=toy["positive"],
-                    negative=toy["negative"], cfg=D["cfg"], adain=D["adain"],
-                    adain_start_percent=D["adain_start_percent"], ending=D["ending"], target_image=pair["target"],
-                    reference_image=pair["reference"])
-    g.group("Transfer", patched, sampler)
-    decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 4, samples=sampler["latent"], toy_vae=toy["toy_vae"])
+    patched = _toy_patch(g, T["patch"], toy, invs, masks, 3, method)
+    sampler = _toy_sampler(g, T["sampler"], toy, patched, pair, 3)
+    g.group("Transfer (the method)", patched, sampler)
+    by_place = _toy_patch(g, TOY_BASELINE_PATCH, toy, invs, masks, 4, baseline)
+    by_place_sampler = _toy_sampler(g, TOY_BASELINE_SAMPLER, toy, by_place, pair, 4)
+    g.group("Position matching (baseline)", by_place, by_place_sampler)
+    decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 5, samples=sampler["latent"], toy_vae=toy["toy_vae"])
+    by_place_decode = g.add("E4EToyVAEDecode", "Toy VAE Decode (position matching)", 5,
+                            samples=by_place_sampler["latent"], toy_vae=toy["toy_vae"])
     stitch = dict(direction="right", match_image_size=False, spacing_width=2, spacing_color="white")
-    sheet = g.add("ImageStitch", "Reference | target", 4, image1=pair["reference"], image2=pair["target"], **stitch)
-    sheet = g.add("ImageStitch", "Reference | target | result", 4, image1=sheet[0], image2=decode[0], **stitch)
-    big = g.add("ImageScaleBy", "Enlarge", 5, image=sheet[0], upscale_method="nearest-exact", scale_by=8.0)
-    g.add("SaveImage", T["save"], 5, images=big[0], filename_prefix="e4e_toy")
-    g.add("SaveImage", "Save correspondences", 4, images=sampler["correspondence"],  # the last column short:
+    sheet = g.add("ImageStitch", "Reference | target", 5, image1=pair["reference"], image2=pair["target"], **stitch)
+    sheet = g.add("ImageStitch", "... | result", 5, image1=sheet[0], image2=decode[0], **stitch)
+    sheet = g.add("ImageStitch", "... | position matching", 5, image1=sheet[0], image2=by_place_decode[0], **stitch)
+    big = g.add("ImageScaleBy", "Enlarge", 6, image=sheet[0], upscale_method="nearest-exact", scale_by=TOY_ENLARGE)
+    save = g.add("SaveImage", f"{T['save']}: reference | target | result | position matching", 6,
+                 images=big[0], filename_prefix="e4e_toy")
+    save.width = TOY_SHEET_WIDTH  # the last column: room for the wide sheet, nothing to its right
+    g.add("SaveImage", "Save correspondences", 5, images=sampler["correspondence"],  # the last column short:
           filename_prefix="e4e_toy_correspondence")  # the editor's minimap sits in the view's bottom right corner
-    g.outputs = ["**Save result**: reference | target | result side by side, enlarged 8 times (the creatures are "
-                 "32 px).", correspondence(name="Save correspondences"), VIEWER]
+    g.outputs = [f"**Save result**: four pictures side by side, enlarged {TOY_ENLARGE:g} times without smoothing "
+                 "(the creatures are 32 px): the reference, the target, the method's result and position "
+                 "matching's result. Where the method's matching finds the right parts, its result has the "
+                 "reference's colours on the right parts; position matching paints each target spot with whatever "
+                 "lies at the same place in the reference. Where the two look alike, the matching found little "
+                 "more than the places: click correspondence hints in the method's viewer (a target spot, then "
+                 "the reference spot it should copy) and run again.",
+                 correspondence(name="Save correspondences") + " (The method's.)", VIEWER]
     return g
 
 
@@ -842,8 +903,44 @@ def _fitted(draw, text: str, width: int, start: int, smallest: int):
     return _font(smallest, bold=True)
 
 
+def _jpeg(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85, optimize=True)
+    return buf.getvalue()
+
+
+def toy_pictures(sheet, n: int = 4) -> list:
+    """The ``n`` square pictures of the toy world's sheet (side by side, a white strip between them)."""
+    h = sheet.height
+    step = h + (sheet.width - n * h) // (n - 1)
+    return [sheet.crop((k * step, 0, k * step + h, h)) for k in range(n)]
+
+
+def _toy_thumbnail(img, draw, toy_sheet, top: int, bottom: int) -> bytes:
+    """The toy world's picture: its real sheet (``toy_sheet``; without it, grey squares) as a 2 x 2 grid, what goes
+    in above and what comes out below, the method's result outlined."""
+    from PIL import Image
+
+    if toy_sheet is not None:
+        pics = toy_pictures(toy_sheet.convert("RGB"))
+    else:  # no run at hand (the tests render without one)
+        pics = [Image.new("RGB", (32, 32), (70, 72, 78)) for _ in range(4)]
+    label, lab, gap = _font(17, bold=True), 22, 24
+    side = min((THUMB - 32 - gap) // 2, (bottom - top - 2 * lab - 8) // 2)
+    x0 = (THUMB - 2 * side - gap) // 2
+    names = ("reference", "target", "result", "position matching")
+    for k, (name, pic) in enumerate(zip(names, pics)):
+        x, y = x0 + (k % 2) * (side + gap), top + (k // 2) * (side + lab + 8)
+        img.paste(_panel(pic, side), (x, y))
+        if k == 2:
+            draw.rectangle([x - 2, y - 2, x + side + 1, y + side + 1], outline=ACCENT, width=3)
+        draw.text((x + side / 2, y + side + 2), name, fill=ACCENT if k == 2 else FG, font=label, anchor="ma")
+    return _jpeg(img)
+
+
 def thumbnail(g: Graph, toy_sheet=None) -> bytes:
-    """The template's picture: what goes in (left) and what comes out (right, large), what it needs. ``toy_sheet``: the toy world's reference | target | result sheet as the demo saves it (for the toy
+    """The template's picture: what goes in (left) and what comes out (right, large), what it needs. ``toy_sheet``:
+    the toy world's reference | target | result | position matching sheet as the demo saves it (for the toy
     world's own picture; without it, grey squares)."""
     from PIL import Image, ImageDraw
 
@@ -859,43 +956,34 @@ def thumbnail(g: Graph, toy_sheet=None) -> bytes:
     for i, line in enumerate(needs):
         draw.text((16, bottom + 8 + 20 * i), line, fill=DIM, font=small)
     top, lab = y + 10, 22
+    if g.name == "toy_world":
+        return _toy_thumbnail(img, draw, toy_sheet, top, bottom)
     body = bottom - top - lab  # the right panel with its label
     left = (bottom - top - 2 * lab - 6) // 2  # two panels with labels, one above the other
     right = min(body, width - left - 24)
-    if g.name == "toy_world":
-        if toy_sheet is not None:
-            sheet = toy_sheet.convert("RGB")  # three square pictures side by side, a white strip between them
-            h = sheet.height
-            step = h + (sheet.width - 3 * h) // 2
-            pics = [sheet.crop((k * step, 0, k * step + h, h)) for k in range(3)]
-        else:  # no run at hand (the tests render without one)
-            pics = [Image.new("RGB", (32, 32), (70, 72, 78)) for _ in range(3)]
-        inputs = [("reference", _panel(pics[0], left)), ("target", _panel(pics[1], left))]
-        result = _panel(pics[2], right)
+    refs, tgts = _example_inputs(g)
+    if len(refs) > 1:  # two references side by side in one square
+        half = (left - 4) // 2
+        both = Image.new("RGB", (left, left), BG)
+        for i, (ref, mask) in enumerate(refs[:2]):
+            both.paste(_panel(ref, half, mask), (i * (half + 4), (left - half) // 2))
+        inputs = [("references", both)]
     else:
-        refs, tgts = _example_inputs(g)
-        if len(refs) > 1:  # two references side by side in one square
-            half = (left - 4) // 2
-            both = Image.new("RGB", (left, left), BG)
-            for i, (ref, mask) in enumerate(refs[:2]):
-                both.paste(_panel(ref, half, mask), (i * (half + 4), (left - half) // 2))
-            inputs = [("references", both)]
-        else:
-            inputs = [("reference", _panel(refs[0][0], left, refs[0][1]))]
-        if tgts:
-            inputs.append(("target", _panel(tgts[0][0], left, tgts[0][1])))
-        else:  # Wan: the target video comes from the prompt
-            box = Image.new("RGB", (left, left), (55, 60, 72))
-            d = ImageDraw.Draw(box)
-            for i, line in enumerate(("a video", "made from", "the prompt")):
-                d.text((left / 2, left / 2 - 27 + 18 * i), line, fill=FG, font=_font(14, bold=True), anchor="ma")
-            inputs.append(("target", box))
-        result = Image.new("RGB", (right, right), (45, 48, 55))
-        d = ImageDraw.Draw(result)
-        model = {"sdxl": "SDXL", "flux": "Flux.1-dev", "qwen_image": "Qwen-Image", "wan_t2v": "Wan 2.1"}.get(g.name, "SD1.5")
-        d.text((right / 2, right / 2 - 34), "made by", fill=FG, font=_font(22, bold=True), anchor="ma")
-        d.text((right / 2, right / 2 + 2), model, fill=ACCENT, font=_fitted(d, model, right - 16, 34, 18),
-               anchor="ma")
+        inputs = [("reference", _panel(refs[0][0], left, refs[0][1]))]
+    if tgts:
+        inputs.append(("target", _panel(tgts[0][0], left, tgts[0][1])))
+    else:  # Wan: the target video comes from the prompt
+        box = Image.new("RGB", (left, left), (55, 60, 72))
+        d = ImageDraw.Draw(box)
+        for i, line in enumerate(("a video", "made from", "the prompt")):
+            d.text((left / 2, left / 2 - 27 + 18 * i), line, fill=FG, font=_font(14, bold=True), anchor="ma")
+        inputs.append(("target", box))
+    result = Image.new("RGB", (right, right), (45, 48, 55))
+    d = ImageDraw.Draw(result)
+    model = {"sdxl": "SDXL", "flux": "Flux.1-dev", "qwen_image": "Qwen-Image", "wan_t2v": "Wan 2.1"}.get(g.name, "SD1.5")
+    d.text((right / 2, right / 2 - 34), "made by", fill=FG, font=_font(22, bold=True), anchor="ma")
+    d.text((right / 2, right / 2 + 2), model, fill=ACCENT, font=_fitted(d, model, right - 16, 34, 18),
+           anchor="ma")
     for i, (name, pic) in enumerate(inputs):
         y = top + i * (left + lab + 6)
         img.paste(pic, (16, y))
@@ -905,9 +993,7 @@ def thumbnail(g: Graph, toy_sheet=None) -> bytes:
     img.paste(result, (x, top))
     draw.rectangle([x - 2, top - 2, x + right + 1, top + right + 1], outline=ACCENT, width=3)
     draw.text((x + right / 2, top + right + 2), "result", fill=FG, font=label, anchor="ma")
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85, optimize=True)
-    return buf.getvalue()
+    return _jpeg(img)
 
 
 # ----------------------------------------------------------------------------- the editor's list of templates
@@ -924,8 +1010,8 @@ def extension_data(gs: list[Graph]) -> str:
 
 
 def toy_sheet_from_run():
-    """The toy world's reference | target | result sheet: the shipped toy graph run once by the in-process runner
-    (as `python scripts/e4e_run.py` does), or None (with the reason) when it cannot run here."""
+    """The toy world's reference | target | result | position matching sheet: the shipped toy graph run once by the
+    in-process runner (as `python scripts/e4e_run.py` does), or None (with the reason) when it cannot run here."""
     import contextlib
 
     import torch
@@ -984,12 +1070,11 @@ def main(argv=None) -> int:
             return 1
         print("generated files are up to date")
         return 0
+    sheet = None
     if args.toy_result:
         from PIL import Image
 
         sheet = Image.open(args.toy_result).convert("RGB")
-    else:
-        sheet = toy_sheet_from_run()
     files = render(specs, sheet)
     extra = sorted(shipped_files() - set(files))
     for n, data in files.items():
@@ -997,6 +1082,11 @@ def main(argv=None) -> int:
         (REPO / n).write_bytes(data)
     for n in extra:  # a renamed workflow's old files
         (REPO / n).unlink()
+    if sheet is None:  # the toy world's thumbnail from a run of the API file just written (not the one before it)
+        sheet = toy_sheet_from_run()
+        if sheet is not None:
+            toy = f"workflows/{TEMPLATES['toy_world']}.jpg"
+            (REPO / toy).write_bytes(render(specs, sheet)[toy])
     print(f"wrote {len(files)} files" + (f", removed {', '.join(extra)}" if extra else ""))
     return 0
 

@@ -232,11 +232,39 @@ def test_comfyui_is_found_where_the_pack_is_installed_or_in_the_test_copy(monkey
 
 
 @pytest.mark.server
+def test_comfyuis_optional_import_failures_are_one_line_not_tracebacks(caplog):
+    """In-process, ComfyUI's tracebacks for extra built-in node modules this Python cannot import (torchaudio) are
+    held back and summed up in one line; other warnings and every error still reach the log."""
+    import logging
+
+    lines = []
+    with caplog.at_level(logging.WARNING):
+        with inprocess.OptionalImports().held(lines.append):
+            logging.warning("torchaudio missing, ACE model will be broken")
+            logging.warning("Traceback (most recent call last):\n  File \"x.py\", line 4\n"
+                            "ModuleNotFoundError: No module named 'torchaudio'")
+            logging.warning("Cannot import /c/comfy_extras/nodes_audio.py module for custom nodes: "
+                            "No module named 'torchaudio'")
+            logging.warning("a warning of another kind")
+            logging.error("an error")
+        with inprocess.OptionalImports(every_warning=True).held(lines.append):
+            logging.warning("IMPORT FAILED: nodes_audio.py")
+            logging.error("another error")
+        with inprocess.OptionalImports().held(lines.append):
+            logging.warning("nothing failed")
+    assert [r.getMessage() for r in caplog.records] == ["a warning of another kind", "an error", "another error",
+                                                        "nothing failed"]
+    assert lines == ["e4e_run: optional parts of ComfyUI not loaded (this Python lacks what they need): ACE model, "
+                     "nodes_audio (No module named 'torchaudio')"]
+    assert not logging.getLogger().filters  # the filters are gone after
+
+
 @pytest.mark.slow
 def test_the_demo_runs_the_toy_world_with_no_checkpoint_and_no_server(monkeypatch, tmp_path, real_comfy, capsys):
     """`python scripts/e4e_run.py` with no images: workflows/api/toy_world.api.json through ComfyUI's executor, the
-    bundled toy model, generated creatures; the reference | target | result sheet and the correspondence picture
-    land in --out, and the result keeps the target's shape with other colours."""
+    bundled toy model, generated creatures; the sheet (reference | target | the method's result | position
+    matching's result, enlarged without smoothing) and the correspondence picture land in --out, and both results
+    keep the target's shape with other colours."""
     import numpy as np
 
     nodes = real_comfy.nodes
@@ -250,11 +278,23 @@ def test_the_demo_runs_the_toy_world_with_no_checkpoint_and_no_server(monkeypatc
     assert rc == 0, captured.err
     assert captured.out.split() == [str(out / "e4e_toy.png"), str(out / "e4e_toy_correspondence.png")]
     print(f"the toy world demo through the executor: {time.monotonic() - start:.1f} s")
-    assert "toy world demo" in captured.err and "[9 Appearance Transfer Sampler] step 68/68" in captured.err
+    prompt = es.load("toy_world", "api")
+    samplers = {k: n for k, n in prompt.items() if n["class_type"] == "E4EAppearanceTransferSampler"}
+    inversion = next(n["inputs"] for n in prompt.values() if n["class_type"] == "E4EDDIMInvertReference")
+    sampled = inversion["steps"] - inversion["skip_steps"]
+    assert "toy world demo" in captured.err and len(samplers) == 2 and "Traceback" not in captured.err
+    for node_id, node in samplers.items():  # both transfers ran to their last step
+        assert f"[{node_id} {node['_meta']['title']}] step {sampled}/{sampled}" in captured.err
+    scale = int(next(n["inputs"]["scale_by"] for n in prompt.values() if n["class_type"] == "ImageScaleBy"))
     sheet = np.asarray(Image.open(out / "e4e_toy.png").convert("RGB")).astype(float) / 255
-    assert sheet.shape == (32 * 8, (3 * 32 + 2 * 2) * 8, 3)  # three 32 px images, 2 px apart, enlarged 8 times
-    ref, tgt, result = (sheet[::8, (34 * k) * 8::8][:, :32] for k in range(3))
-    assert np.abs(result - tgt).mean() > 0.02  # something was transferred
+    assert sheet.shape == (32 * scale, (4 * 32 + 3 * 2) * scale, 3)  # four 32 px images, 2 px apart, enlarged
+    block = sheet[: scale * 32, : scale * 32]  # nearest-neighbour: each pixel a scale x scale block
+    assert np.array_equal(block, np.repeat(np.repeat(block[::scale, ::scale], scale, 0), scale, 1))
+    ref, tgt, result, by_place = (sheet[::scale, (34 * k) * scale::scale][:, :32] for k in range(4))
+    gaps = [sheet[:, (34 * k - 2) * scale:(34 * k) * scale] for k in (1, 2, 3)]
+    assert all(np.all(g == 1.0) for g in gaps)  # white strips between the pictures
+    assert np.abs(result - tgt).mean() > 0.02 and np.abs(by_place - tgt).mean() > 0.02  # both transferred
+    assert np.abs(result - by_place).mean() > 0.002  # two transfers, not one picture twice
     assert Image.open(out / "e4e_toy_correspondence.png").size[0] >= 64
 
 

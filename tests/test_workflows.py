@@ -223,16 +223,8 @@ def _source(prompt: dict, value) -> dict:
 def test_authors_defaults(name, runner):
     D, T = runner.DEFAULTS, runner.TITLES
     prompt = es.load(name, "api")
-    if name == "toy_world":  # the bundled toy model and its own prompt; the authors' schedule and CFGs
-        by_class = {}
-        for node in prompt.values():
-            by_class.setdefault(node["class_type"], []).append(node["inputs"])
-        assert {(i["steps"], i["skip_steps"], i["cfg"]) for i in by_class["E4EDDIMInvertReference"]} == {(100, 32, 3.5)}
-        (sampler,) = by_class["E4EAppearanceTransferSampler"]
-        assert sampler["cfg"] == 2.5 and sampler["ending"] == "authors"
-        (patch,) = by_class["E4ESemanticMatchPatch"]
-        assert patch["layers"] == "auto" and patch["masks"][0] in prompt
-        assert "CheckpointLoaderSimple" not in by_class and by_class["E4EToyModel"] == [{"family": "sd1"}]
+    if name == "toy_world":
+        _check_toy_world(prompt)
         return
     if name in ("qwen_image", "wan_t2v"):
         _check_dit_defaults(name, prompt, runner)
@@ -268,6 +260,65 @@ def test_authors_defaults(name, runner):
         assert len(masks) == 1 and patch["masks"][0] in prompt
     else:
         assert not masks and "masks" not in patch
+
+
+def _check_toy_world(prompt: dict):
+    """The bundled toy model of make_workflows.TOY_FAMILY and its own prompt; every inversion, patch and sampler
+    setting the family's shipped one (the registry's); the method and position matching on the same inversions and
+    masks, each with its sampler and decoder, into one sheet: reference | target | result | position matching."""
+    module = es.make_workflows()
+    family = module.TOY_FAMILY
+    shipped = module.FAMILIES.shipped_settings(family)
+    by_class = {}
+    for node_id, node in prompt.items():
+        by_class.setdefault(node["class_type"], []).append((node_id, node["inputs"]))
+    assert "CheckpointLoaderSimple" not in by_class and [i for _, i in by_class["E4EToyModel"]] == [{"family": family}]
+    assert (es.REPO / "toy_world" / "weights" / f"{family}_toy.safetensors").is_file()
+    invs = [i for _, i in by_class["E4EDDIMInvertReference"]]
+    assert len(invs) == 2
+    for inputs in invs:
+        assert {k: inputs[k] for k in ("steps", "skip_steps", "scheduler", "method", "seed")} == \
+            {k: shipped[k] for k in ("steps", "skip_steps", "scheduler", "method", "seed")}
+        assert inputs["cfg"] == shipped["inversion_cfg"]
+    if family == "flux":  # the Flux schedule; the guidance is in the toy's own conditioning (no FluxGuidance)
+        assert (shipped["steps"], shipped["skip_steps"], shipped["scheduler"], shipped["cfg"]) == (28, 9, "simple", 1.0)
+        assert "FluxGuidance" not in by_class and shipped["guidance"] == 3.5
+    patches = dict(by_class["E4ESemanticMatchPatch"])
+    assert sorted(i["matching"] for i in patches.values()) == ["positions (baseline)", "semantic"]
+    keys = ("layers", "match_block", "start_percent", "end_percent", "structure_every", "structure_end_percent",
+            "strength")
+    for inputs in patches.values():
+        assert {k: inputs[k] for k in keys} == {k: shipped[k] for k in keys}
+        assert prompt[inputs["masks"][0]]["class_type"] == "E4ELoadMasks"
+    (a, b) = patches.values()
+    assert (a["reference"], a["target"], a["masks"]) == (b["reference"], b["target"], b["masks"])  # the same inputs
+    samplers = [i for _, i in by_class["E4EAppearanceTransferSampler"]]
+    assert sorted(patches[s["model"][0]]["matching"] for s in samplers) == ["positions (baseline)", "semantic"]
+    for inputs in samplers:
+        assert {k: inputs[k] for k in ("cfg", "adain", "adain_start_percent", "ending")} == \
+            {k: shipped[k] for k in ("cfg", "adain", "adain_start_percent", "ending")}
+    decoded = {i["samples"][0]: node_id for node_id, i in by_class["E4EToyVAEDecode"]}
+    by_matching = {patches[s["model"][0]]["matching"]: decoded[sampler_id]
+                   for sampler_id, s in by_class["E4EAppearanceTransferSampler"]}
+
+    def sheet(value) -> list:  # the pictures an ImageStitch chain puts side by side, left to right
+        node = prompt[value[0]]
+        if node["class_type"] != "ImageStitch":
+            return [(node["class_type"], value[0], value[1])]
+        assert node["inputs"]["direction"] == "right" and not node["inputs"]["match_image_size"]
+        return sheet(node["inputs"]["image1"]) + sheet(node["inputs"]["image2"])
+
+    (save,) = [i for i in prompt.values() if i["class_type"] == "SaveImage" and i["inputs"]["filename_prefix"] == "e4e_toy"]
+    enlarge = prompt[save["inputs"]["images"][0]]["inputs"]
+    assert enlarge["upscale_method"] == "nearest-exact" and enlarge["scale_by"] >= 4
+    creatures = next(k for k, n in prompt.items() if n["class_type"] == "E4EToyCreatures")
+    assert sheet(enlarge["image"]) == [("E4EToyCreatures", creatures, 0), ("E4EToyCreatures", creatures, 1),
+                                       ("E4EToyVAEDecode", by_matching["semantic"], 0),
+                                       ("E4EToyVAEDecode", by_matching["positions (baseline)"], 0)]
+    saved = [i["inputs"]["images"] for i in prompt.values() if i["class_type"] == "SaveImage"]
+    method_sampler = next(k for k, s in by_class["E4EAppearanceTransferSampler"]
+                          if patches[s["model"][0]]["matching"] == "semantic")
+    assert [method_sampler, 1] in saved  # the method's correspondence picture
 
 
 def _check_dit_defaults(name: str, prompt: dict, runner):

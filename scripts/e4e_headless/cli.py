@@ -16,8 +16,8 @@ Eye-for-an-eye appearance transfer without the editor: the target keeps its stru
 reference's appearance. The shipped API workflow (workflows/api/) runs on ComfyUI, filled with your files.
 
 With no images (or with --demo) it runs the toy world demo: a transfer on the small model this pack trained
-on its toy world of creatures (bundled), no checkpoint and no server; it writes the reference | target |
-result sheet and the correspondence picture into --out.
+on its toy world of creatures (bundled), no checkpoint and no server; it writes the sheet reference | target |
+result | position matching's result (enlarged, pixels kept sharp) and the correspondence picture into --out.
 
 Which Python runs it:
   server mode (--server URL): any Python 3.10+ with Pillow (pip install pillow; with websocket-client it

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
+import re
 import shutil
 import signal
 import sys
@@ -108,6 +110,53 @@ class InProcessServer:
         pass
 
 
+class OptionalImports(logging.Filter):
+    """While ComfyUI imports its modules: its warnings about what this Python lacks for optional parts (a
+    traceback for each extra built-in node module that needs torchaudio, "torchaudio missing, ACE model will be
+    broken"; with ``every_warning``, all its warnings: init_extra_nodes warns of nothing else) are held back and
+    summed up in one line; errors pass. A node the workflow needs and could not get is still refused by name
+    after."""
+
+    _FAILED = re.compile(r"Cannot import (.+?) module for custom nodes: (.*)", re.S)
+    _BROKEN = re.compile(r"(\S+) missing, (.+) will be broken$")
+    _TRACEBACK = "Traceback (most recent call last)"
+
+    def __init__(self, every_warning: bool = False):
+        super().__init__()
+        self.every_warning = every_warning  # init_extra_nodes: its warnings are all about modules that failed
+        self.failed: dict[str, str] = {}  # module (or model) -> why
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        msg = record.getMessage()
+        if m := self._FAILED.match(msg):
+            self.failed[Path(m.group(1)).stem] = last_line(m.group(2))
+        elif m := self._BROKEN.match(msg):
+            self.failed[m.group(2)] = f"No module named '{m.group(1)}'"
+        elif not (self.every_warning or msg.startswith(self._TRACEBACK)):
+            return True
+        return False
+
+    @contextlib.contextmanager
+    def held(self, log):
+        root = logging.getLogger()
+        root.addFilter(self)
+        try:
+            yield self
+        finally:
+            root.removeFilter(self)
+            if self.failed:
+                log(self.summary())
+
+    def summary(self) -> str:
+        reasons: dict[str, list[str]] = {}
+        for name, why in self.failed.items():
+            reasons.setdefault(why, []).append(name)
+        parts = "; ".join(f"{', '.join(sorted(names))} ({why})" for why, names in sorted(reasons.items()))
+        return f"e4e_run: optional parts of ComfyUI not loaded (this Python lacks what they need): {parts}"
+
+
 class Comfy:
     """ComfyUI's modules, imported from ``checkout`` with its folders at ``base``; ``close()`` puts back what it
     changed in modules it did not import (when the runner shares a process with other ComfyUI code)."""
@@ -142,9 +191,10 @@ class Comfy:
             import utils.extra_config  # noqa: F401
         except ImportError:
             pass
-        import execution
+        with OptionalImports().held(log):
+            import execution
 
-        import nodes
+            import nodes
 
         if Path(nodes.__file__).resolve() != (checkout / "nodes.py").resolve():
             raise RunError(f"'import nodes' gave {nodes.__file__}, not {checkout / 'nodes.py'}: run from another folder")
@@ -193,7 +243,8 @@ class Comfy:
         """ComfyUI's extra built-in nodes (comfy_extras: FluxGuidance...) when the workflow uses one."""
         missing = {n["class_type"] for n in prompt.values()} - set(self.nodes.NODE_CLASS_MAPPINGS)
         if missing:
-            asyncio.run(self.nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+            with OptionalImports(every_warning=True).held(self.log):
+                asyncio.run(self.nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
         missing = {n["class_type"] for n in prompt.values()} - set(self.nodes.NODE_CLASS_MAPPINGS)
         if missing:
             raise RunError(f"workflow: ComfyUI has no node types {sorted(missing)}")
@@ -310,8 +361,9 @@ def require_torch():
 
 def run_demo(out_dir: Path, log, pair_seed: int | None = None) -> list[str]:
     """The toy world demo (workflows/api/toy_world.api.json): the bundled toy model, a generated pair of creatures,
-    no checkpoint, no server. Writes the reference | target | result sheet and the correspondence picture into
-    ``out_dir``; returns their paths."""
+    no checkpoint, no server; the method and position matching on the same inversions. Writes the sheet (reference
+    | target | the method's result | position matching's result, enlarged without smoothing) and the method's
+    correspondence picture into ``out_dir``; returns their paths (every image the workflow saves, in its order)."""
     checkout = comfy_checkout()
     pack = pack_folder(checkout)
     require_torch()
