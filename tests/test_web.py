@@ -221,6 +221,76 @@ def test_js_grammar_accepts_what_the_pack_accepts():
             assert py["layers"] == js["layers"], f"{text!r}: Python {py['layers']}, editor {js['layers']}"
 
 
+# Cases for both hint parsers: matching/hints.parse_hints and the editor's (web/js/e4e_logic.js parseHints): what the
+# viewer writes, what a user may type by hand, and the corners of Python's regex (its \s is str.isspace, its \d any
+# decimal digit, which float() and int() read).
+HINT_CASES = [
+    "0.31,0.42 > 0.70,0.41", "0.31,0.42 > 0.70,0.41; 0.55,0.20 > 0.45,0.22 @2", "0.55,0.2 -> .45,0.22 @2",
+    "0,1>1,0", " 0 , 1 > 1 , 0 ", "0.25,0.5 > 0.75,0.333\n0.5,0.5 > 0.1,0.9 @2\n", "\n\n0,0 > 1,1\n\n",
+    "1.,0. > +.5,-0", "1e-1,5E-1 > 0.1e+0,1e0", "0.5,0.5 > 0.5,0.5 @ 3", "0.5,0.5>0.5,0.5@1", "0.5,0.5 > 0.5,0.5 @007",
+    "0.5,0.5 > 0.5,0.5\t@2\r", "0.5,0.5 > 0.5,0.5;;; ;", "00.500,0.25 > 1.000,0", "0.5,0.5 > 0.5,0.5 @10",
+    "0.1234567,0.5 > 0.5,0.5", "\u00a00.5,0.5\u3000>\u20090.5,0.5", "\x1c0.5,0.5 > 0.5,0.5\x85", "\u0660.\u0665,0 > 1,1 @\u0662",
+    "\uff10.\uff15,0 > 0,0", "", "   ", ";\n;", None,
+    "0.3,0.4 0.7,0.4", "1.2,0.5 > 0.5,0.5", "0.3,0.4 > 0.7,-0.1", "0.3,0.4 > 0.7,0.4 @0", "0.3,0.4 > 0.7,0.4 @",
+    "0.3,0.4 > 0.7,0.4 @-1", "0.3,0.4 > 0.7,0.4 @1.5", "0.3;0.4 > 0.7,0.4", "0.3,0.4 >> 0.7,0.4", "0.3,0.4 < 0.7,0.4",
+    "0.3,0.4 => 0.7,0.4", "0.3 0.4 > 0.7 0.4", "nan,0 > 0,0", "inf,0 > 0,0", "1e400,0 > 0,0", "0x1,0 > 0,0",
+    "1_0,0 > 0,0", ".,0 > 0,0", "0.5,0.5 > 0.5,0.5 @2 @3", "0.5,0.5 > 0.5,0.5 # note", "\ufeff0.5,0.5 > 0.5,0.5",
+    "0.5,0.5 > 0.5,0.5\u200b", "0,0 > 1,1\nbad", "0.5,0.5 > 0.5,0.5 @\u0660", "0.5\u066b5,0 > 0,0", "(0.5,0.5) > (0,0)",
+]
+
+
+def _python_hints(hints, text):
+    try:
+        return {"ok": True, "hints": [[*h.target, *h.reference, h.ref] for h in hints.parse_hints(text)]}
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+JS_HINTS = """
+import { readFileSync } from "node:fs";
+import { formatHint, parseHints } from %s;
+const { cases, written } = JSON.parse(readFileSync(0, "utf8"));
+console.log(JSON.stringify({
+  parsed: cases.map((t) => {
+    const { hints, error } = parseHints(t);
+    return error ? { ok: false, error } : { ok: true, hints: hints.map((h) => [...h.target, ...h.reference, h.ref]) };
+  }),
+  written: written.map(([t, r, ref]) => formatHint(t, r, ref)),
+}));
+"""
+
+
+def test_js_hints_grammar_reads_what_the_pack_reads():
+    """The viewer's hint parser and matching/hints.parse_hints on the same strings: the same accepted pairs with the
+    same numbers, the same refusals (the first bad pair's number too); and what the viewer writes reads back in
+    Python as it was clicked."""
+    _need_node()
+    import harness
+
+    hints = harness.pure("matching.hints")
+    expected = [_python_hints(hints, t) for t in HINT_CASES]
+    assert sum(e["ok"] for e in expected) >= 20 and sum(not e["ok"] for e in expected) >= 20
+    written = [[[0.25, 0.5], [0.75, 1 / 3], None], [[0.0, 1.0], [1.0, 0.0], 1], [[0.12345, 0.9996], [0.0004, 0.5], 0]]
+    script = JS_HINTS % json.dumps((WEB_JS / "e4e_logic.js").as_uri())
+    payload = json.dumps({"cases": HINT_CASES, "written": written})
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], input=payload, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    for text, py, js in zip(HINT_CASES, expected, got["parsed"], strict=True):
+        assert py["ok"] == js["ok"], f"{text!r}: Python {py}, editor {js}"
+        if py["ok"]:
+            assert py["hints"] == js["hints"], f"{text!r}: Python {py['hints']}, editor {js['hints']}"
+        else:  # the same pair refused, named the same way
+            assert re.match(r"hints: pair (\d+) ", py["error"])[1] == re.match(r"hints: pair (\d+) ", js["error"])[1], \
+                f"{text!r}: Python {py['error']!r}, editor {js['error']!r}"
+    for (target, reference, ref), text in zip(written, got["written"], strict=True):
+        (h,) = hints.parse_hints(text)
+        assert h.ref == ref and h.target == tuple(round(v, 3) for v in target), (text, h)
+        assert h.reference == tuple(round(v, 3) for v in reference), (text, h)
+    assert got["written"][1] == "0,1 > 1,0 @2"
+
+
 def test_node_definition_carries_the_grammar(pack):
     """The patch node hands the grammar to the editor as custom_layers' e4e_grammar, as JSON."""
     info = pack.NODE_CLASS_MAPPINGS[PATCH_NODE].INPUT_TYPES()["required"]["custom_layers"][1]
@@ -447,6 +517,8 @@ class Editor:
         _post_setting(self.root, "Comfy.Workflow.Persist", False)  # not the last test's workflow (nor its dialogs)
         _post_setting(self.root, "Comfy.RightSidePanel.IsOpen", False)  # nor 1.58's issues panel it opened
         _post_setting(self.root, "Comfy.VueNodes.Enabled", vue)
+        # no "Leave site?" when the next open navigates away from a workflow a test changed (the viewer's hints)
+        _post_setting(self.root, "Comfy.Window.UnloadConfirmation", False)
         page = self.page = self.page_of()
         page.events.clear()
         # the editor's own state in the browser (open panels, the last workflow) is not the last test's
@@ -656,6 +728,11 @@ def _check_exercise(out: dict, vue: bool):
     assert out["infoHeight"] >= 16, out
 
 
+def _no_console_errors(editor: Editor):
+    errors = editor.our_errors()
+    assert not errors, f"console errors from this pack ({editor.name} frontend):\n" + "\n".join(errors)
+
+
 def _exercise(editor: Editor, vue: bool):
     page = editor.open(vue=vue)
     arg = {"sampler": SAMPLER_NODE, "patch": PATCH_NODE, "entry": _sample_entry(), "custom": CUSTOM,
@@ -664,8 +741,7 @@ def _exercise(editor: Editor, vue: bool):
            "notices": NOTICES, "viewerModule": f"/extensions/{PACK_FOLDER}/e4e_sampler_view.js"}
     out = page.call(EXERCISE_JS, arg)
     _check_exercise(out, vue)
-    errors = editor.our_errors()
-    assert not errors, f"console errors from this pack ({editor.name} frontend):\n" + "\n".join(errors)
+    _no_console_errors(editor)
 
 
 @pytest.mark.server
@@ -683,6 +759,152 @@ def test_viewer_and_widgets_in_the_vue_node_renderer(editors):
     """Frontend 1.58's node renderer ("Nodes 2.0", Comfy.VueNodes.Enabled): DOM widgets are moved into the Vue
     node; node drawing and mouse hooks are not called (1.27's Vue renderer does not show DOM widgets at all)."""
     _exercise(editors("newest"), vue=True)
+
+
+# Correspondence hints clicked in the viewer, as a user does it (the browser's own mouse input, over whatever the
+# frontend puts above the canvas): a Semantic Match Patch feeds the sampler's model through FreeU_V2; after a run's
+# correspondence reaches the viewer, a click on the target and one on the reference write the pair into the patch
+# node's hints (after what the user wrote there), a right-click on it takes it out again; the pair is in the saved
+# workflow, in the prompt the editor queues, and still there when the saved workflow is loaded back.
+HINTS_SETUP_JS = """async (a) => {
+  const app = window.app;
+  const LG = window.LiteGraph;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  app.graph.clear();
+  const add = (type, pos) => {
+    const n = LG.createNode(type);
+    n.pos = pos;
+    app.graph.add(n);
+    return n;
+  };
+  const p = add(a.patch, [40, 40]);
+  const f = add("FreeU_V2", [40, 640]);
+  const s = add(a.sampler, [480, 40]);
+  p.connect(0, f, f.findInputSlot("model"));
+  f.connect(0, s, s.findInputSlot("model"));
+  const hw = p.widgets.find((w) => w.name === "hints");
+  hw.value = a.before;
+  const c = app.canvas;
+  c.ds.scale = 1;
+  c.ds.offset[0] = 160 - 480;  // the sampler at the canvas's x 160, clear of 1.58's side bar
+  c.ds.offset[1] = 80 - 40;
+  s.onExecuted({ e4e_correspondence: [a.entry] });
+  c.setDirty(true, true);
+  await wait(1500);
+  const view = (await import(a.viewerModule)).viewerOf(s);
+  view.redraw();
+  const canvas = view.dom.canvas;
+  const b = canvas.getBoundingClientRect();
+  const k = b.width / canvas.clientWidth;  // the canvas's zoom
+  const at = (r, fx, fy) => [b.left + (r.x + r.w * fx) * k, b.top + (r.y + r.h * fy) * k];
+  const sc = view.scene;
+  const points = { target: at(sc.targetRect, a.target[0], a.target[1]), ref: at(sc.refRects[a.ref], a.spot[0], a.spot[1]),
+                   gap: at(sc.targetRect, 1.02, 0.5) };
+  const hit = Object.fromEntries(Object.entries(points).map(([k, [x, y]]) => [k, document.elementFromPoint(x, y) === canvas]));
+  window.__e4eHints = { s, p, view };
+  return { points, hit, ids: [p.id, f.id, s.id], caption: view.dom.caption.textContent };
+}"""
+
+HINTS_STATE_JS = """async () => {
+  const { p, view } = window.__e4eHints;
+  await new Promise((r) => setTimeout(r, 300));
+  const hw = p.widgets.find((w) => w.name === "hints");
+  const shown = Array.from(document.querySelectorAll("textarea")).map((t) => t.value);
+  // an editor's context menu (LiteGraph's, or 1.58's node menu) that the right-click opened
+  const menus = Array.from(document.querySelectorAll(".litecontextmenu, [role=menu]")).filter((m) => m.offsetParent)
+    .map((m) => m.innerText.slice(0, 80));
+  const wf = window.app.extensionManager?.workflow?.activeWorkflow;  // 1.27 has none for a cleared graph
+  return { value: hw.value, pending: view.pending, caption: view.dom.caption.textContent, shown, menus,
+           drawn: view.hintState.hints.length, notice: view.hintNotice, modified: wf ? !!wf.isModified : null,
+           tracked: wf?.changeTracker?.activeState?.nodes?.find((n) => String(n.id) === String(p.id))?.widgets_values ?? null };
+}"""
+
+HINTS_SAVE_JS = """async (a) => {
+  const app = window.app;
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  const { p } = window.__e4eHints;
+  const saved = JSON.parse(JSON.stringify(app.graph.serialize()));
+  const prompt = (await app.graphToPrompt()).output;
+  const savedPatch = saved.nodes.find((n) => String(n.id) === String(p.id));  // 1.58: string ids, saved as numbers
+  await app.loadGraphData(saved, true, true, "hints");
+  await wait(1000);
+  const again = app.graph.nodes.find((n) => n.type === a.patch);
+  const s = app.graph.nodes.find((n) => n.type === a.sampler);
+  s.onExecuted({ e4e_correspondence: [a.entry] });  // the reloaded viewer draws the hint again
+  const view = (await import(a.viewerModule)).viewerOf(s);
+  view.redraw();
+  return { widgetsValues: savedPatch.widgets_values, prompt: prompt[String(p.id)]?.inputs?.hints ?? null,
+           reloaded: again?.widgets?.find((w) => w.name === "hints")?.value ?? null, drawn: view.hintState.hints.length };
+}"""
+
+
+def _mouse(page: Page, point, button: str = "left"):
+    """A click as the browser gets it from the mouse: move there, press, release."""
+    x, y = point
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    for kind in ("mousePressed", "mouseReleased"):
+        page.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": button, "clickCount": 1,
+                                               "buttons": 0 if kind == "mouseReleased" else (1 if button == "left" else 2)})
+    page.pump(0.3)
+
+
+def _viewer_writes_hints(editor: Editor, vue: bool):
+    import harness
+
+    hints = harness.pure("matching.hints")
+    page = editor.open(vue=vue)
+    before = "0.1,0.1 > 0.2,0.2 @1"  # what the user wrote: kept
+    args = {"sampler": SAMPLER_NODE, "patch": PATCH_NODE, "entry": _sample_entry(), "before": before,
+            "target": [0.25, 0.5], "ref": 1, "spot": [0.75, 0.25],
+            "viewerModule": f"/extensions/{PACK_FOLDER}/e4e_sampler_view.js"}
+    setup = page.call(HINTS_SETUP_JS, args)
+    assert all(setup["hit"].values()), f"the viewer's canvas is not under the pointer there: {setup}"
+    assert "1 hint: right-click one to remove" in setup["caption"], setup
+    _mouse(page, setup["points"]["gap"])  # between the pictures: nothing
+    _mouse(page, setup["points"]["target"])
+    state = page.call(HINTS_STATE_JS)
+    assert state["value"] == before and state["pending"], state
+    assert abs(state["pending"]["x"] - 0.25) < 0.01 and abs(state["pending"]["y"] - 0.5) < 0.01, state
+    assert "now click its reference spot" in state["caption"], state
+    _mouse(page, setup["points"]["ref"])
+    state = page.call(HINTS_STATE_JS)
+    text = state["value"]
+    assert text.startswith(f"{before}\n"), state
+    first, new = hints.parse_hints(text)  # the mouse lands on whole pixels: the spots within a pixel or so
+    assert new.ref == 1 and re.fullmatch(r"[\d.]+,[\d.]+ > [\d.]+,[\d.]+ @2", text.split("\n")[1]), text
+    assert max(abs(a - b) for a, b in zip((*new.target, *new.reference), (0.25, 0.5, 0.75, 0.25))) < 0.015, text
+    assert state["pending"] is None and state["drawn"] == 2 and not state["notice"], state
+    assert text in state["shown"], f"the patch node's hints box does not show the pair: {state['shown']}"
+    if state["tracked"] is not None:  # 1.58's change tracking took the edit (written before the mouseup it hears)
+        assert text in state["tracked"] and state["modified"], state
+    _mouse(page, setup["points"]["target"], "right")  # right on the new hint's target spot: it goes
+    state = page.call(HINTS_STATE_JS)
+    assert state["value"] == before and state["drawn"] == 1, state
+    assert not state["menus"], f"the right-click that removed a hint opened a menu: {state['menus']}"
+    _mouse(page, setup["points"]["target"])
+    _mouse(page, setup["points"]["ref"])
+    assert page.call(HINTS_STATE_JS)["value"] == text
+    saved = page.call(HINTS_SAVE_JS, args)
+    assert text in saved["widgetsValues"], saved
+    assert saved["prompt"] == text, saved
+    assert saved["reloaded"] == text, saved
+    assert saved["drawn"] == 2, saved
+    _no_console_errors(editor)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_the_viewer_writes_hints_that_survive_a_save_and_reload(editors, frontend):
+    """Hints surviving a save and reload of the workflow, the viewer writing a hint (the LiteGraph canvas)."""
+    _viewer_writes_hints(editors(frontend), vue=False)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_the_viewer_writes_hints_in_the_vue_node_renderer(editors):
+    """The same in frontend 1.58's Vue node renderer, where the viewer takes the pointer inside the Vue node."""
+    _viewer_writes_hints(editors("newest"), vue=True)
 
 
 # Each shipped editor workflow through the real editor: load it, then ask the editor for the prompt it would

@@ -99,8 +99,56 @@ function drawRefHover(ctx, scene, entry, hover, radius) {
   label(ctx, `${n} target token${n === 1 ? " copies" : "s copy"} this spot`, tr.x + 4, tr.y + tr.h - 18);
 }
 
+export const HINT_COLOUR = "#ffe14d";
+
+function hintDot(ctx, x, y, filled) {
+  ctx.beginPath();
+  ctx.arc(x, y, 5, 0, Math.PI * 2);
+  ctx.fillStyle = filled ? HINT_COLOUR : "rgba(0,0,0,0.35)";
+  ctx.fill();
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 3;
+  ctx.stroke();
+  ctx.strokeStyle = HINT_COLOUR;
+  ctx.lineWidth = 1.5;
+  ctx.stroke();
+}
+
 /**
- * Paint one entry. view = {targetImage, refImages, hover, overlay, radius}.
+ * The correspondence hints: markers from e4e_logic.hintMarkers (a dot on the target spot, a ring on the reference
+ * spot, a dashed line joining them, the pair's number beside each), and the pending first click (a white dot).
+ */
+export function drawHints(ctx, markers, pending = null) {
+  for (const m of markers || []) {
+    if (!m.target) continue;
+    ctx.setLineDash?.([4, 3]);
+    for (const p of m.refs) {
+      for (const [colour, width] of [["rgba(0,0,0,0.7)", 3], [HINT_COLOUR, 1.5]]) {
+        ctx.strokeStyle = colour;
+        ctx.lineWidth = width;
+        ctx.beginPath();
+        ctx.moveTo(m.target.x, m.target.y);
+        ctx.lineTo(p.x, p.y);
+        ctx.stroke();
+      }
+    }
+    ctx.setLineDash?.([]);
+    hintDot(ctx, m.target.x, m.target.y, true);
+    label(ctx, String(m.n), m.target.x + 6, m.target.y - 16, HINT_COLOUR);
+    for (const p of m.refs) {
+      hintDot(ctx, p.x, p.y, false);
+      label(ctx, String(m.n), p.x + 6, p.y - 16, HINT_COLOUR);
+    }
+  }
+  if (pending) {
+    marker(ctx, pending.x, pending.y, "#fff");
+    label(ctx, "\u2192 reference?", pending.x + 8, pending.y + 8, "#fff");
+  }
+}
+
+/**
+ * Paint one entry. view = {targetImage, refImages, hover, overlay, radius, hints, pending}: hints are
+ * e4e_logic.hintMarkers, pending the pixel point of a first click waiting for its reference spot.
  * Images that are not loaded (or null) are drawn as placeholders.
  */
 export function drawViewer(ctx, scene, entry, view = {}) {
@@ -120,6 +168,7 @@ export function drawViewer(ctx, scene, entry, view = {}) {
   const hover = view.hover;
   if (hover && hover.kind === "target") drawTargetHover(ctx, scene, entry, hover);
   else if (hover && hover.kind === "ref") drawRefHover(ctx, scene, entry, hover, view.radius || 0);
+  drawHints(ctx, view.hints, view.pending);
   ctx.restore();
 }
 

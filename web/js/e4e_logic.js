@@ -544,3 +544,212 @@ export function readableView(bounds, viewport, fit, maxScale = 1, frame = VIEW_F
   const y = bh * scale <= roomH ? vy + frame.top + (roomH - bh * scale) / 2 : vy + frame.top;
   return { scale, offset: [x / scale - bx, y / scale - by] };
 }
+
+// ---------------------------------------------------------------- correspondence hints
+
+// Semantic Match Patch's `hints` (matching/hints.py): pairs "tx,ty > rx,ry" ("->" also works), image-relative
+// (0..1, x from the left, y from the top), "@r" at the end for reference r (1-based); pairs separated by ";" or new
+// lines. The grammar is Python's, character for character: its \s is Python's whitespace (str.isspace), its \d any
+// decimal digit (Unicode Nd, read as float() and int() read them); tests/test_web.py runs both parsers on the same
+// strings.
+const PY_SPACE = "[\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const PY_DIGIT = "\\p{Nd}";
+const HINT_NUMBER = `[-+]?(?:${PY_DIGIT}+\\.?${PY_DIGIT}*|\\.${PY_DIGIT}+)(?:[eE][-+]?${PY_DIGIT}+)?`;
+const HINT_XY = `(${HINT_NUMBER})${PY_SPACE}*,${PY_SPACE}*(${HINT_NUMBER})`;
+const HINT_PAIR = new RegExp(
+  `^${PY_SPACE}*${HINT_XY}${PY_SPACE}*(?:->|>)${PY_SPACE}*${HINT_XY}${PY_SPACE}*` +
+    `(?:@${PY_SPACE}*(${PY_DIGIT}+))?${PY_SPACE}*$`,
+  "u",
+);
+const BLANK = new RegExp(`^${PY_SPACE}*$`, "u");
+const ONE_DIGIT = new RegExp(`^${PY_DIGIT}$`, "u");
+const HINT_SEPARATORS = new Set([";", "\n"]);
+export const HINT_EXAMPLE = "0.31,0.42 > 0.70,0.41";
+
+/** A number as the regex above matched it -> its value, as Python's float() reads it (any decimal digits). */
+function pyNumber(text) {
+  let ascii = "";
+  for (const ch of text) {
+    const cp = ch.codePointAt(0);
+    if (cp > 0x7f && ONE_DIGIT.test(ch)) {
+      // Unicode assigns decimal digits in runs of ten, 0 to 9: a digit's value is its place in its run of digits
+      let start = cp;
+      while (start > 0 && ONE_DIGIT.test(String.fromCodePoint(start - 1))) start--;
+      ascii += String((cp - start) % 10);
+    } else ascii += ch;
+  }
+  return Number(ascii);
+}
+
+const strip = (s) => s.replace(new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, "gu"), "");
+
+/**
+ * The items of a hints text: each non-blank piece between separators, with its pair number n (1-based, as
+ * Python's messages count) and where it lies in the text ([start, end)).
+ */
+export function hintItems(text) {
+  const s = typeof text === "string" ? text : "";
+  const items = [];
+  let start = 0;
+  for (let i = 0; i <= s.length; i++) {
+    if (i < s.length && !HINT_SEPARATORS.has(s[i])) continue;
+    const piece = s.slice(start, i);
+    if (!BLANK.test(piece)) items.push({ n: items.length + 1, text: piece, start, end: i });
+    start = i + 1;
+  }
+  return items;
+}
+
+/**
+ * Parse a hints text as matching/hints.parse_hints does: {hints, error, errorPair}. hints: every readable pair
+ * {n, target: [x, y], reference: [x, y], ref (0-based, or null: the object's own), start, end}; error: the
+ * message of the first bad pair (Python refuses the whole text for it), or null; errorPair: that pair's number.
+ */
+export function parseHints(text, name = "hints") {
+  const hints = [];
+  let error = null;
+  let errorPair = null;
+  for (const item of hintItems(text)) {
+    const quoted = JSON.stringify(strip(item.text));
+    const m = HINT_PAIR.exec(item.text);
+    if (!m) {
+      errorPair ??= item.n;
+      error ??= `${name}: pair ${item.n} (${quoted}) is not like '${HINT_EXAMPLE}' (target x,y > reference x,y, ` +
+        "image-relative; '@2' at the end for reference 2)";
+      continue;
+    }
+    const [tx, ty, rx, ry] = m.slice(1, 5).map(pyNumber);
+    let bad = null;
+    for (const [what, x, y] of [["target", tx, ty], ["reference", rx, ry]]) {
+      if (!bad && !(x >= 0 && x <= 1 && y >= 0 && y <= 1)) {
+        bad = `${name}: pair ${item.n} (${quoted}): the ${what} point (${x}, ${y}) is outside the image; ` +
+          "coordinates go from 0 to 1 (x from the left, y from the top)";
+      }
+    }
+    const ref = m[5] === undefined ? null : pyNumber(m[5]) - 1;
+    if (!bad && ref !== null && ref < 0) bad = `${name}: pair ${item.n} (${quoted}): references are numbered from 1`;
+    if (bad) {
+      errorPair ??= item.n;
+      error ??= bad;
+      continue;
+    }
+    hints.push({ n: item.n, target: [tx, ty], reference: [rx, ry], ref, start: item.start, end: item.end });
+  }
+  return { hints, error, errorPair };
+}
+
+const round3 = (v) => {
+  const r = Math.round(Math.min(1, Math.max(0, v)) * 1000) / 1000;
+  return r === 0 ? 0 : r; // no "-0"
+};
+
+/** One pair as the viewer writes it: "0.31,0.42 > 0.7,0.41" (3 decimals at most), " @2" for reference 2. */
+export function formatHint(target, reference, ref = null) {
+  const xy = (p) => `${round3(p[0])},${round3(p[1])}`;
+  return `${xy(target)} > ${xy(reference)}${Number.isInteger(ref) && ref >= 0 ? ` @${ref + 1}` : ""}`;
+}
+
+/** The text with one more pair, on a line of its own after what the text holds (kept as it is). */
+export function appendHint(text, pair) {
+  const s = typeof text === "string" ? text : "";
+  if (BLANK.test(s)) return pair;
+  return s.endsWith("\n") ? `${s}${pair}` : `${s}\n${pair}`;
+}
+
+/** The text without pair n (its number in hintItems), with the separator before it (else the one after it). */
+export function removeHint(text, n) {
+  const s = typeof text === "string" ? text : "";
+  const item = hintItems(s).find((it) => it.n === n);
+  if (!item) return s;
+  if (item.start > 0) return s.slice(0, item.start - 1) + s.slice(item.end); // the separator before it
+  const rest = s.slice(Math.min(s.length, item.end + 1)); // the first pair: the separator after it
+  return rest.replace(/^[ \t]+/, "");
+}
+
+/** Pointer (px, py) -> {x, y} relative to rect (0..1, 3 decimals), or null outside it. */
+export function pointToRelative(px, py, rect) {
+  if (!rect || !(rect.w > 0) || !(rect.h > 0)) return null;
+  const u = (px - rect.x) / rect.w;
+  const v = (py - rect.y) / rect.h;
+  const e = 1e-9; // the rect's own edges, whatever the rounding of x + w
+  if (!(u >= -e && u <= 1 + e && v >= -e && v <= 1 + e)) return null; // also rejects NaN
+  return { x: round3(u), y: round3(v) };
+}
+
+/** Relative {x, y} (0..1) -> the pixel point on rect, or null. */
+export function relativeToPoint(x, y, rect) {
+  if (!rect || !Number.isFinite(x) || !Number.isFinite(y)) return null;
+  return { x: rect.x + x * rect.w, y: rect.y + y * rect.h };
+}
+
+/** The picture spot under the pointer: {kind: "target", x, y} | {kind: "ref", ref, x, y} (relative) | null. */
+export function spotAt(px, py, scene) {
+  if (!scene) return null;
+  const t = pointToRelative(px, py, scene.targetRect);
+  if (t) return { kind: "target", ...t };
+  for (let r = 0; r < (scene.refRects || []).length; r++) {
+    const p = pointToRelative(px, py, scene.refRects[r]);
+    if (p) return { kind: "ref", ref: r, ...p };
+  }
+  return null;
+}
+
+/**
+ * Where the hints go on the scene: {n, target: {x, y}, refs: [{ref, x, y}]} in pixels. A pair without "@r" is
+ * drawn on the one reference, or on every reference when there are several (its object's, unknown here, is one of
+ * them); one naming a reference the run did not have, on none.
+ */
+export function hintMarkers(hints, scene) {
+  if (!scene || !Array.isArray(hints)) return [];
+  const nRefs = (scene.refRects || []).length;
+  return hints.map((h) => {
+    const refs = h.ref === null || h.ref === undefined ? [...Array(nRefs).keys()] : h.ref < nRefs ? [h.ref] : [];
+    return {
+      n: h.n,
+      target: relativeToPoint(h.target[0], h.target[1], scene.targetRect),
+      refs: refs
+        .map((r) => ({ ref: r, ...relativeToPoint(h.reference[0], h.reference[1], scene.refRects[r]) }))
+        .filter((p) => Number.isFinite(p.x)),
+    };
+  });
+}
+
+/** The pair number n of the hint marker nearest (px, py) within radius pixels, or null. */
+export function hintNear(px, py, markers, radius = 10) {
+  let best = null;
+  let bestD = radius;
+  for (const m of markers || []) {
+    for (const p of [m.target, ...m.refs]) {
+      if (!p) continue;
+      const d = Math.hypot(p.x - px, p.y - py);
+      if (d <= bestD) [best, bestD] = [m.n, d];
+    }
+  }
+  return best;
+}
+
+/**
+ * The node of type `type` (Semantic Match Patch) that feeds `node`'s `input` ("model"), walking up through nodes
+ * that pass a model on (LoRA, FreeU, ...: their own input of that name; a Reroute: its one input), or null.
+ * Needs of the graph only LiteGraph's node.inputs ([{name}]) and node.getInputNode(slot).
+ */
+export function findUpstream(node, type = PATCH_NODE, input = "model") {
+  const seen = new Set();
+  let current = node;
+  while (current && !seen.has(current)) {
+    seen.add(current);
+    const inputs = Array.isArray(current.inputs) ? current.inputs : [];
+    let slot = inputs.findIndex((i) => i && i.name === input);
+    if (slot < 0 && current !== node && inputs.length === 1) slot = 0; // a Reroute
+    if (slot < 0 || typeof current.getInputNode !== "function") return null;
+    let up = null;
+    try {
+      up = current.getInputNode(slot);
+    } catch {
+      return null; // a node outside a graph
+    }
+    if (up && up.type === type) return up;
+    current = up;
+  }
+  return null;
+}

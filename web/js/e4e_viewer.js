@@ -1,7 +1,8 @@
 // ComfyUI glue of the Eye-for-an-eye pack: the only file that imports from ComfyUI, and the only
 // one with a side effect (registering the extension "eye_for_an_eye.viewer"). Needs ComfyUI's
 // frontend 1.27 or newer (DOM widgets, widget.hidden), as the pack requires ComfyUI >= 0.3.64.
-// - E4EAppearanceTransferSampler: correspondence viewer (e4e_sampler_view.js).
+// - E4EAppearanceTransferSampler: correspondence viewer (e4e_sampler_view.js), where clicks write correspondence
+//   hints into the Semantic Match Patch upstream.
 // - E4ESemanticMatchPatch: custom_layers visibility and the info line (e4e_patch_view.js), with the
 //   layer grammar the node definition carries (engine/models/layers.py GRAMMAR).
 // - the pack's templates: their order and card descriptions in the template browser, and a readable view when

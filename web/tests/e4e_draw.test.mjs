@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { drawMessage, drawViewer, MESSAGE_LINE, messageLayout } from "../js/e4e_draw.js";
-import { parseEntry, sceneRects, tokenRect } from "../js/e4e_logic.js";
+import { drawHints, drawMessage, drawViewer, HINT_COLOUR, MESSAGE_LINE, messageLayout } from "../js/e4e_draw.js";
+import { hintMarkers, parseEntry, parseHints, sceneRects, tokenRect } from "../js/e4e_logic.js";
 import { fakeContext, sampleRaw } from "./helpers.mjs";
 
 const entry = parseEntry(sampleRaw());
@@ -81,6 +81,35 @@ describe("drawViewer", () => {
     drawViewer(ctx, scene, null);
     drawViewer(null, scene, entry);
     assert.equal(ctx.calls.length, 0);
+  });
+});
+
+describe("drawHints", () => {
+  const markers = hintMarkers(parseHints("0.5,0.5 > 0.25,0.75 @2\n0,0 > 1,1").hints, scene);
+
+  test("each hint: a line from its target spot to its reference spot(s), a marker and its number at each end", () => {
+    const ctx = fakeContext();
+    drawViewer(ctx, scene, entry, { hints: markers });
+    const t = markers[0].target;
+    const [r] = markers[0].refs;
+    const i = ctx.calls.findIndex((c) => c[0] === "moveTo" && c[1] === t.x && c[2] === t.y);
+    assert.ok(i >= 0 && ctx.calls.slice(i).some((c) => c[0] === "lineTo" && c[1] === r.x && c[2] === r.y));
+    const numbers = ctx.calls.filter((c) => c[0] === "fillText" && /^\d$/.test(c[1])).map((c) => c[1]);
+    assert.deepEqual(numbers, ["1", "1", "2", "2", "2"]); // pair 2 has no "@r": on both references
+    assert.ok(ctx.calls.some((c) => c[0] === "arc" && c[1] === t.x && c[2] === t.y));
+    assert.ok(ctx.calls.some((c) => c[0] === "set" && c[1] === "strokeStyle" && c[2] === HINT_COLOUR));
+    balanced(ctx);
+  });
+
+  test("a pending first click is marked and asks for the reference spot; nothing else draws nothing", () => {
+    const ctx = fakeContext();
+    drawHints(ctx, [], { x: 20, y: 30 });
+    assert.ok(ctx.calls.some((c) => c[0] === "arc" && c[1] === 20 && c[2] === 30));
+    assert.ok(ctx.calls.some((c) => c[0] === "fillText" && /reference\?/.test(c[1])));
+    const none = fakeContext();
+    drawHints(none, undefined, null);
+    drawHints(none, [{ n: 1, target: null, refs: [] }]);
+    assert.equal(none.calls.length, 0);
   });
 });
 

@@ -514,3 +514,143 @@ describe("readableView", () => {
     assert.equal(L.readableView([0, 0, 10, 10], [0, 0, NaN, 5], 0.1), null);
   });
 });
+
+describe("correspondence hints: the text", () => {
+  test("parseHints reads pairs, '->', '@r' and blank pieces as matching/hints.parse_hints does", () => {
+    const { hints, error, errorPair } = L.parseHints("0.31,0.42 > 0.70,0.41; 0.55,0.2 -> .45,0.22 @2\n\n 0, 1>1,0");
+    assert.equal(error, null);
+    assert.equal(errorPair, null);
+    assert.deepEqual(hints.map((h) => [h.n, h.target, h.reference, h.ref]), [
+      [1, [0.31, 0.42], [0.7, 0.41], null],
+      [2, [0.55, 0.2], [0.45, 0.22], 1],
+      [3, [0, 1], [1, 0], null],
+    ]);
+    assert.deepEqual(L.parseHints("  \n ; ").hints, []);
+    assert.deepEqual(L.parseHints(undefined), { hints: [], error: null, errorPair: null });
+  });
+
+  test("a bad pair is named by its number; the readable ones are still read", () => {
+    const r = L.parseHints("0.3,0.4 > 0.7,0.4\n0.3,0.4 0.7,0.4; 1.2,0.5 > 0.5,0.5\n0.1,0.1 > 0.2,0.2 @1");
+    assert.equal(r.errorPair, 2);
+    assert.match(r.error, /^hints: pair 2 \("0.3,0.4 0.7,0.4"\) is not like '0.31,0.42 > 0.70,0.41'/);
+    assert.deepEqual(r.hints.map((h) => h.n), [1, 4]);
+    assert.match(L.parseHints("1.2,0.5 > 0.5,0.5").error, /pair 1 .*the target point \(1.2, 0.5\) is outside the image/);
+    assert.match(L.parseHints("0.3,0.4 > 0.7,-0.1").error, /the reference point \(0.7, -0.1\) is outside/);
+    assert.match(L.parseHints("0.3,0.4 > 0.7,0.4 @0").error, /references are numbered from 1/);
+    for (const bad of ["0.3;0.4 > 0.7,0.4", "0.3,0.4 >> 0.7,0.4", "0.3,0.4 > 0.7,0.4 @", "0.3,0.4 > 0.7,0.4 @-1",
+      "nan,0 > 0,0", "0x1,0 > 0,0", "0.3,0.4 < 0.7,0.4", "0.3 0.4 > 0.7 0.4"]) {
+      assert.ok(L.parseHints(bad).error, bad);
+    }
+  });
+
+  test("Python's whitespace and digits: non-breaking space and Arabic-Indic digits, not a byte order mark", () => {
+    const r = L.parseHints("\u00a0\u0660.\u0665,0\u3000>\u20091,1 @\u0662");
+    assert.equal(r.error, null);
+    assert.deepEqual([r.hints[0].target, r.hints[0].reference, r.hints[0].ref], [[0.5, 0], [1, 1], 1]);
+    assert.deepEqual(L.parseHints("\uff10.\uff15,0 > 0,0").hints[0].target, [0.5, 0]); // fullwidth digits
+    assert.ok(L.parseHints("\ufeff0.5,0 > 0,0").error); // Python's \s has no BOM (JavaScript's has)
+    assert.equal(L.parseHints("\x1c0.5,0 > 0,0\x85").error, null); // Python's has these (JavaScript's not)
+  });
+
+  test("formatHint writes 3 decimals at most, clamps, and '@r' (1-based) only with a reference", () => {
+    assert.equal(L.formatHint([0.31, 0.42], [0.7, 0.41]), "0.31,0.42 > 0.7,0.41");
+    assert.equal(L.formatHint([0.12345, 1.2], [-0.0001, 0.9996], 1), "0.123,1 > 0,1 @2");
+    assert.equal(L.formatHint([0, 0], [1, 1], 0), "0,0 > 1,1 @1");
+    const back = L.parseHints(L.formatHint([0.333, 0.5], [0.25, 0.75], 2)).hints[0];
+    assert.deepEqual([back.target, back.reference, back.ref], [[0.333, 0.5], [0.25, 0.75], 2]);
+  });
+
+  test("appendHint puts the pair on a line of its own and keeps the text", () => {
+    assert.equal(L.appendHint("", "p"), "p");
+    assert.equal(L.appendHint(" \n", "p"), "p");
+    assert.equal(L.appendHint(undefined, "p"), "p");
+    assert.equal(L.appendHint("a; b", "p"), "a; b\np");
+    assert.equal(L.appendHint("a\n", "p"), "a\np");
+  });
+
+  test("removeHint takes out one pair and one separator, and leaves the rest as written", () => {
+    const text = "0,0 > 1,1; 0.5,0.5 > 1,1\n  0.2,0.2 > 0,0 @2\n";
+    assert.equal(L.removeHint(text, 2), "0,0 > 1,1\n  0.2,0.2 > 0,0 @2\n");
+    assert.equal(L.removeHint(text, 1), "0.5,0.5 > 1,1\n  0.2,0.2 > 0,0 @2\n");
+    assert.equal(L.removeHint(text, 3), "0,0 > 1,1; 0.5,0.5 > 1,1\n");
+    assert.equal(L.removeHint(text, 4), text);
+    assert.equal(L.removeHint("\n\nbad\n0,0 > 1,1", 2), "\n\nbad");
+    assert.equal(L.removeHint("0,0 > 1,1", 1), "");
+    const items = L.hintItems("a;; b \n\n c");
+    assert.deepEqual(items.map((i) => [i.n, i.text, i.start, i.end]), [[1, "a", 0, 1], [2, " b ", 3, 6], [3, " c", 8, 10]]);
+  });
+});
+
+describe("correspondence hints: the pictures", () => {
+  const rect = { x: 10, y: 20, w: 200, h: 100 };
+
+  test("pointToRelative: inside the rect only, 3 decimals; relativeToPoint is its inverse", () => {
+    assert.deepEqual(L.pointToRelative(10, 20, rect), { x: 0, y: 0 });
+    assert.deepEqual(L.pointToRelative(210, 120, rect), { x: 1, y: 1 });
+    assert.deepEqual(L.pointToRelative(10 + 200 / 3, 20 + 100 / 7, rect), { x: 0.333, y: 0.143 });
+    assert.equal(L.pointToRelative(9.9, 50, rect), null);
+    assert.equal(L.pointToRelative(50, 120.1, rect), null);
+    assert.equal(L.pointToRelative(NaN, 50, rect), null);
+    assert.equal(L.pointToRelative(50, 50, null), null);
+    assert.equal(L.pointToRelative(50, 50, { x: 0, y: 0, w: 0, h: 10 }), null);
+    assert.deepEqual(L.relativeToPoint(0.25, 0.5, rect), { x: 60, y: 70 });
+    assert.equal(L.relativeToPoint(0.25, NaN, rect), null);
+  });
+
+  const entry = L.parseEntry(sampleRaw());
+  const scene = L.sceneRects(206, 100, entry);
+
+  test("spotAt: the target or a reference picture under the pointer, in the picture's own 0..1", () => {
+    const t = scene.targetRect;
+    assert.deepEqual(L.spotAt(t.x + t.w / 4, t.y + t.h / 2, scene), { kind: "target", x: 0.25, y: 0.5 });
+    const r = scene.refRects[1];
+    assert.deepEqual(L.spotAt(r.x + r.w * 0.75, r.y + r.h * 0.2, scene), { kind: "ref", ref: 1, x: 0.75, y: 0.2 });
+    assert.equal(L.spotAt(t.x + t.w + 1, t.y + 1, scene), null); // the gap between the panels
+    assert.equal(L.spotAt(1, 1, null), null);
+  });
+
+  test("hintMarkers: each pair's spots in pixels; no '@r' means every reference, a missing one none", () => {
+    const hints = L.parseHints("0.5,0.5 > 0.25,0.75 @2\n0,0 > 1,1\n0.1,0.1 > 0.1,0.1 @3").hints;
+    const m = L.hintMarkers(hints, scene);
+    const t = scene.targetRect;
+    const [r0, r1] = scene.refRects;
+    assert.deepEqual(m[0], { n: 1, target: { x: t.x + t.w / 2, y: t.y + t.h / 2 },
+      refs: [{ ref: 1, x: r1.x + r1.w / 4, y: r1.y + r1.h * 0.75 }] });
+    assert.deepEqual(m[1].refs, [{ ref: 0, x: r0.x + r0.w, y: r0.y + r0.h }, { ref: 1, x: r1.x + r1.w, y: r1.y + r1.h }]);
+    assert.deepEqual(m[2].refs, []);
+    assert.deepEqual(L.hintMarkers(hints, null), []);
+    assert.equal(L.hintNear(t.x + t.w / 2 + 3, t.y + t.h / 2 - 3, m), 1);
+    assert.equal(L.hintNear(r1.x + r1.w - 2, r1.y + r1.h, m), 2);
+    assert.equal(L.hintNear(t.x + t.w / 2 + 30, t.y + t.h / 2, m), null);
+    assert.equal(L.hintNear(0, 0, [], 10), null);
+  });
+});
+
+describe("findUpstream: the patch node that feeds the sampler's model", () => {
+  const node = (type, inputs, up = {}) => ({ type, inputs: inputs.map((name) => ({ name })), getInputNode: (s) => up[s] ?? null });
+
+  test("directly, through LoRA/FreeU-like nodes and a Reroute", () => {
+    const patch = node(L.PATCH_NODE, ["model"]);
+    assert.equal(L.findUpstream(node("S", ["model", "positive"], { 0: patch })), patch);
+    const freeu = node("FreeU_V2", ["model"], { 0: patch });
+    const reroute = node("Reroute", [""], { 0: freeu });
+    const lora = node("LoraLoader", ["clip", "model"], { 1: reroute });
+    assert.equal(L.findUpstream(node("S", ["positive", "model"], { 1: lora })), patch);
+  });
+
+  test("none: nothing linked, a loader, a cycle, no graph", () => {
+    assert.equal(L.findUpstream(node("S", ["model"])), null);
+    assert.equal(L.findUpstream(node("S", ["positive"])), null);
+    assert.equal(L.findUpstream(node("S", ["model"], { 0: node("CheckpointLoaderSimple", []) })), null);
+    const a = node("A", ["model"]);
+    const b = node("B", ["model"], { 0: a });
+    a.getInputNode = () => b;
+    assert.equal(L.findUpstream(node("S", ["model"], { 0: a })), null);
+    const lost = { type: "S", inputs: [{ name: "model" }], getInputNode: () => { throw new Error("NullGraphError"); } };
+    assert.equal(L.findUpstream(lost), null);
+    assert.equal(L.findUpstream({ type: "S", inputs: [{ name: "model" }] }), null);
+    assert.equal(L.findUpstream(null), null);
+    const two = node("Two", ["a", "b"], { 0: node(L.PATCH_NODE, []) }); // not a Reroute: no "model", two inputs
+    assert.equal(L.findUpstream(node("S", ["model"], { 0: two })), null);
+  });
+});

@@ -10,11 +10,12 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { PATCH_NODE, SAMPLER_NODE } from "../js/e4e_logic.js";
-import { fakeContext, patchNodeData, sampleRaw } from "./helpers.mjs";
+import { encodeSrc, fakeContext, patchNodeData, sampleRaw } from "./helpers.mjs";
 
 const JS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "js");
 let root;
 let extension;
+let viewerOf; // the extension's own module instance (e4e_sampler_view.js as ComfyUI serves it)
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), "e4e-web-"));
@@ -30,6 +31,7 @@ before(async () => {
   const { app } = await import(pathToFileURL(join(root, "scripts", "app.js")).href);
   assert.equal(app.registered.length, 1);
   extension = app.registered[0];
+  ({ viewerOf } = await import(pathToFileURL(join(ext, "e4e_sampler_view.js")).href));
 });
 
 after(() => {
@@ -94,7 +96,11 @@ class FakeImage {
 }
 
 function withDOM(fn) {
-  globalThis.document = { createElement: (t) => new FakeElement(t) };
+  globalThis.document = new FakeElement("#document");
+  globalThis.document.createElement = (t) => new FakeElement(t);
+  globalThis.document.removeEventListener = function (type, fn) {
+    this.listeners[type] = (this.listeners[type] || []).filter((f) => f !== fn);
+  };
   globalThis.Image = FakeImage;
   try {
     return fn();
@@ -259,7 +265,7 @@ describe("sampler viewer", () => {
       assert.equal(w.element.style.minHeight, `${w.options.getMinHeight() - 2 * w.options.margin}px`);
       node.onExecuted({ e4e_correspondence: [sampleRaw()] }); // the next run has none
       assert.equal(notices.style.display, "none");
-      assert.equal(w.options.getMinHeight(), base + 14); // the two-line caption stays
+      assert.equal(w.options.getMinHeight(), base + 2 * 14); // the caption's three lines (with what a click does) stay
       node.onExecuted({ e4e_notices: ["a notice without correspondence"] });
       assert.equal(notices.children.length, 1);
       node.onExecuted({ images: [] }); // another output's message changes nothing
@@ -272,6 +278,207 @@ describe("sampler viewer", () => {
       const node = new Sampler();
       node.onExecuted({ e4e_correspondence: [sampleRaw()] });
       assert.match(node.widgets[0].element.children.at(-1).textContent, /ref 1 50%/);
+    }));
+});
+
+// ---------------------------------------------------------------- correspondence hints
+
+const PATCH_WIDGETS = [
+  { name: "layers", type: "combo", value: "auto" },
+  { name: "custom_layers", type: "text", value: "output.6-11" },
+  { name: "hints", type: "customtext", value: "" },
+];
+
+/** A LiteGraph-like node input list and getInputNode: inputs by name, `up` the node linked to each slot. */
+function linkInputs(node, names, up = {}) {
+  node.inputs = names.map((name) => ({ name }));
+  node.getInputNode = (slot) => up[slot] ?? null;
+  node.isInputConnected = (slot) => up[slot] != null;
+  return node;
+}
+
+/**
+ * A sampler whose model comes from a Semantic Match Patch through a LoRA-like node (its viewer after a run of
+ * `raw`), and the patch node; the sampler's canvas with a click helper (press and release, as the browser sends).
+ */
+function hintGraph({ raw = sampleRaw(), hints = "", patch = true, seen = [] } = {}) {
+  const Sampler = nodeClass(SAMPLER_NODE, []);
+  const Patch = nodeClass(PATCH_NODE, PATCH_WIDGETS);
+  const p = new Patch();
+  p.type = PATCH_NODE;
+  p.onNodeCreated();
+  linkInputs(p, ["model"]);
+  const hw = p.widgets.find((w) => w.name === "hints");
+  hw.value = hints;
+  hw.callback = (v) => seen.push(v);
+  const lora = linkInputs({ type: "LoraLoader" }, ["model", "clip"], patch ? { 0: p } : {});
+  const s = new Sampler();
+  linkInputs(s, ["model", "positive", "negative"], { 0: lora });
+  s.onNodeCreated();
+  s.onExecuted({ e4e_correspondence: [raw] });
+  const w = s.widgets.find((x) => x.name === "e4e_viewer");
+  const canvas = w.element.find("canvas")[0];
+  const view = viewerOf(s);
+  const at = (where, fx, fy) => {
+    const r = where === "target" ? view.scene.targetRect : view.scene.refRects[where];
+    return [r.x + r.w * fx, r.y + r.h * fy];
+  };
+  const press = (x, y, { button = 0, shiftKey = false, moveTo = null } = {}) => {
+    const stopped = [];
+    const ev = (cx, cy) => ({ clientX: cx, clientY: cy, button, shiftKey, stopPropagation: () => stopped.push(1),
+      preventDefault: () => stopped.push("default") });
+    canvas.dispatch("pointerdown", ev(x, y));
+    if (button === 2) canvas.dispatch("contextmenu", ev(x, y)); // Linux: the menu comes with the press
+    const [ux, uy] = moveTo || [x, y];
+    canvas.dispatch("pointerup", ev(ux, uy));
+    return stopped;
+  };
+  const click = (where, fx, fy, opts) => press(...at(where, fx, fy), opts);
+  const caption = w.element.children.at(-1);
+  const [notices] = w.element.children.filter((c) => c.style.color === "#fb5");
+  const [clear] = w.element.find("button");
+  return { s, p, hw, w, canvas, view, at, press, click, caption, notices, clear, seen };
+}
+
+const ONE_REF = sampleRaw({ ref_grids: [[2, 2]], n_refs: 1, src: encodeSrc([-1, 0, 3, 1, 2, 3]), references: [null] });
+
+describe("correspondence hints in the viewer", () => {
+  test("a click on the target, then on the reference, appends the pair to the patch node's hints", () =>
+    withDOM(() => {
+      const g = hintGraph({ raw: ONE_REF, hints: "0.1,0.1 > 0.2,0.2", seen: [] });
+      assert.match(g.caption.textContent, /· 1 hint: right-click one to remove$/);
+      const dirty = g.p.dirty;
+      const stopped = g.click("target", 0.25, 0.5);
+      assert.deepEqual(stopped, [1], "a press on a picture is not passed on (the Vue renderer would drag the node)");
+      assert.deepEqual(g.view.pending, { x: 0.25, y: 0.5 });
+      assert.match(g.caption.textContent, /now click its reference spot \(Esc cancels\)$/);
+      assert.equal(g.hw.value, "0.1,0.1 > 0.2,0.2", "nothing written before the reference spot");
+      const arcs = g.canvas.ctx.calls.filter((c) => c[0] === "arc");
+      const [tx, ty] = g.at("target", 0.25, 0.5);
+      assert.ok(arcs.some((c) => Math.abs(c[1] - tx) < 1e-9 && Math.abs(c[2] - ty) < 1e-9), "the pending click is drawn");
+
+      g.click(0, 0.75, 1 / 3);
+      assert.equal(g.hw.value, "0.1,0.1 > 0.2,0.2\n0.25,0.5 > 0.75,0.333");
+      assert.deepEqual(g.seen, ["0.1,0.1 > 0.2,0.2\n0.25,0.5 > 0.75,0.333"], "the widget's callback heard it");
+      assert.ok(g.p.dirty > dirty, "the patch node's canvas is marked dirty");
+      assert.equal(g.view.pending, null);
+      assert.match(g.caption.textContent, /· 2 hints: right-click one to remove$/);
+      const numbers = g.canvas.ctx.calls.filter((c) => c[0] === "fillText" && /^\d$/.test(c[1])).map((c) => c[1]);
+      assert.ok(numbers.includes("2"), "the new hint is drawn, numbered");
+      assert.equal(g.clear.style.display, "");
+    }));
+
+  test("with two references the pair names the one clicked: '@2'", () =>
+    withDOM(() => {
+      const g = hintGraph();
+      g.click("target", 0.5, 0.5);
+      g.click(1, 0.1, 0.9);
+      assert.equal(g.hw.value, "0.5,0.5 > 0.1,0.9 @2");
+      g.click("target", 0, 1);
+      g.click(0, 1, 0);
+      assert.equal(g.hw.value, "0.5,0.5 > 0.1,0.9 @2\n0,1 > 1,0 @1");
+    }));
+
+  test("clicks outside the pictures, on a reference first, drags and before a run write nothing", () =>
+    withDOM(() => {
+      const g = hintGraph();
+      const t = g.view.scene.targetRect;
+      assert.ok(t.y > 2, "the target is letterboxed: room above it");
+      assert.deepEqual(g.press(t.x + t.w / 2, t.y - 2), [], "a press beside the pictures is passed on");
+      assert.equal(g.view.pending, null);
+      g.press(t.x + t.w + 2, t.y + 5); // the gap between target and references
+      assert.equal(g.view.pending, null);
+      g.click(0, 0.5, 0.5); // a reference without a target spot first
+      g.click("target", 0.5, 0.5);
+      const r = g.view.scene.refRects[1];
+      g.press(r.x + r.w / 2, r.y - 3); // above reference 2: not a picture
+      g.click(0, 0.5, 0.5, { moveTo: g.at(0, 0.9, 0.9) }); // a drag, not a click
+      assert.equal(g.hw.value, "");
+      assert.deepEqual(g.seen, []);
+      assert.ok(g.view.pending, "the first spot still waits");
+
+      const Sampler = nodeClass(SAMPLER_NODE, []);
+      const before = new Sampler();
+      before.onNodeCreated();
+      const canvas = before.widgets[0].element.find("canvas")[0];
+      canvas.dispatch("pointerdown", { clientX: 50, clientY: 50, button: 0 });
+      canvas.dispatch("pointerup", { clientX: 50, clientY: 50, button: 0 });
+      assert.equal(viewerOf(before).pending, null);
+    }));
+
+  test("another target click moves the pending spot; Esc and a right-click cancel it", () =>
+    withDOM(() => {
+      const g = hintGraph();
+      g.click("target", 0.2, 0.2);
+      g.click("target", 0.4, 0.6);
+      assert.deepEqual(g.view.pending, { x: 0.4, y: 0.6 });
+      document.dispatch("keydown", { key: "a" });
+      assert.ok(g.view.pending);
+      document.dispatch("keydown", { key: "Escape" });
+      assert.equal(g.view.pending, null);
+      assert.equal((document.listeners.keydown || []).length, 0, "the Esc listener goes with the pending click");
+      assert.match(g.caption.textContent, /hints: click target, then reference$/);
+      g.click("target", 0.2, 0.2);
+      const stopped = g.press(...g.at(0, 0.5, 0.5), { button: 2 });
+      assert.ok(stopped.includes("default"), "the context menu stays away");
+      assert.equal(g.view.pending, null);
+      g.click(0, 0.5, 0.5);
+      assert.equal(g.hw.value, "");
+    }));
+
+  test("a right-click (or shift-click) on a drawn hint removes that pair; 'clear hints' empties the widget", () =>
+    withDOM(() => {
+      const text = "0.2,0.2 > 0.5,0.5 @1; 0.8,0.5 > 0.5,0.2 @2\n# a note\n0.5,0.9 > 0.1,0.1 @2";
+      const g = hintGraph({ hints: text });
+      g.canvas.dispatch("pointermove", { clientX: 1, clientY: 1 }); // a paint reads the hints
+      assert.match(g.caption.textContent, /hints: pair 3 is unreadable \(see the patch\)$/);
+      const stopped = g.press(...g.at(1, 0.5, 0.2), { button: 2 }); // pair 2's reference spot
+      assert.ok(stopped.includes("default"));
+      assert.equal(g.hw.value, "0.2,0.2 > 0.5,0.5 @1\n# a note\n0.5,0.9 > 0.1,0.1 @2");
+      const [x, y] = g.at("target", 0.5, 0.9);
+      g.press(x + 4, y - 3, { shiftKey: true }); // pair 4 (the note is pair 3), near its target spot
+      assert.equal(g.hw.value, "0.2,0.2 > 0.5,0.5 @1\n# a note");
+      assert.deepEqual(g.press(...g.at("target", 0.9, 0.1), { button: 2 }), [1], "far from a hint: the menu shows");
+      assert.equal(g.hw.value, "0.2,0.2 > 0.5,0.5 @1\n# a note");
+      g.clear.dispatch("click");
+      assert.equal(g.hw.value, "");
+      assert.equal(g.seen.at(-1), "");
+      assert.equal(g.clear.style.display, "none");
+    }));
+
+  test("hand edits of the hints show at the next paint (the canvas's draw hook asks for it)", () =>
+    withDOM(() => {
+      const g = hintGraph();
+      g.hw.value = "0.5,0.5 > 0.5,0.5 @1";
+      g.canvas.ctx.calls.length = 0;
+      g.s.onDrawForeground?.({});
+      assert.ok(g.canvas.ctx.calls.some((c) => c[0] === "fillText" && c[1] === "1"), "the hand-written hint is drawn");
+      assert.match(g.caption.textContent, /1 hint: right-click one to remove$/);
+      g.canvas.ctx.calls.length = 0;
+      g.s.onDrawForeground?.({});
+      assert.equal(g.canvas.ctx.calls.length, 0, "no repaint when nothing changed");
+    }));
+
+  test("no Semantic Match Patch upstream: nothing is written and the notice line says so", () =>
+    withDOM(() => {
+      const g = hintGraph({ patch: false });
+      assert.equal(g.notices.style.display, "none");
+      g.click("target", 0.5, 0.5);
+      assert.equal(g.view.pending, null);
+      assert.equal(g.notices.style.display, "");
+      assert.match(g.notices.children.at(-1).textContent, /Semantic Match Patch that feeds this sampler's model input/);
+      g.click(0, 0.5, 0.5);
+      assert.equal(g.hw.value, "");
+      assert.ok(g.w.options.getMinHeight() > 240 + 2 * 14, "the notice has room");
+      g.s.onExecuted({ e4e_correspondence: [sampleRaw()] }); // a new run clears it
+      assert.equal(g.notices.style.display, "none");
+
+      const h = hintGraph(); // the hints input linked to another node: not written either
+      h.p.inputs.push({ name: "hints", widget: { name: "hints" } });
+      h.p.isInputConnected = (slot) => slot === 1;
+      h.click("target", 0.5, 0.5);
+      assert.match(h.notices.children.at(-1).textContent, /come through a link/);
+      assert.equal(h.hw.value, "");
     }));
 });
 
