@@ -316,3 +316,30 @@ def test_a_still_clip_stays_still(wan):
     target = _invert(wan, still, c)  # the node's default: the frames share the noise
     assert target.latents.shape[3] == FRAMES
     assert torch.equal(target.latents[1, :, :, 0], target.latents[1, :, :, 1])  # one noisy trajectory for every frame
+
+
+def test_wan_hints_steer_every_frame(wan, clip, monkeypatch):
+    """Correspondence hints on a video: the hinted target spot takes the hinted reference spot in every frame (of
+    that frame's reference rows, per frame), the prior changes the other matches, and hint_strength 0 gives the
+    plain matches exactly."""
+    hints = pack_module("matching.hints")
+    h = w = SIZE // 2
+    n = h * w
+    text = "0.1,0.1 > 0.9,0.9"
+
+    def sources(**settings):
+        patched = kit.patch(wan, clip["target"], clip["reference"], layers="custom", custom_layers="double.3",
+                            **settings)
+        ev = record_events(monkeypatch)
+        kit.sample(patched, clip["c"], cfg=1.0)
+        monkeypatch.undo()
+        return [src[0] for _, src in ev["src"]]
+
+    plain, hinted, off = sources(), sources(hints=text), sources(hints=text, hint_strength=0.0)
+    assert plain and len(plain) == len(hinted) == len(off)
+    t, r = hints.token_of((0.1, 0.1), h, w), hints.token_of((0.9, 0.9), h, w)
+    for src in hinted:
+        assert [int(src[f * n + t]) for f in range(FRAMES)] == [f * n + r for f in range(FRAMES)]
+    assert all(torch.equal(a, b) for a, b in zip(plain, off))
+    assert any(int(a[f * n + t]) != f * n + r for a in plain for f in range(FRAMES))  # not so without hints
+    assert any(not torch.equal(a, b) for a, b in zip(plain, hinted))
