@@ -768,9 +768,6 @@ def toy_world(specs: dict) -> Graph:
     decode = g.add("E4EToyVAEDecode", "Toy VAE Decode", 5, samples=sampler["latent"], toy_vae=toy["toy_vae"])
     by_place_decode = g.add("E4EToyVAEDecode", "Toy VAE Decode (position matching)", 5,
                             samples=by_place_sampler["latent"], toy_vae=toy["toy_vae"])
-    # a short column: the editor's minimap sits in the view's bottom right corner
-    g.add("SaveImage", "Save correspondences", 5, images=sampler["correspondence"],
-          filename_prefix="e4e_toy_correspondence")
     stitch = dict(direction="right", match_image_size=False, spacing_width=2, spacing_color="white")
     sheet = g.add("ImageStitch", "Reference | target", 6, image1=pair["reference"], image2=pair["target"], **stitch)
     sheet = g.add("ImageStitch", "... | result", 6, image1=sheet[0], image2=decode[0], **stitch)
@@ -781,6 +778,9 @@ def toy_world(specs: dict) -> Graph:
     save = g.add("SaveImage", f"{T['save']}: reference | target | result | position matching", 6,
                  images=big[0], filename_prefix="e4e_toy")
     save.width = TOY_SHEET_WIDTH  # the last column: room for the wide sheet, nothing to its right
+    # below the decoders, a short column: the editor's minimap sits in the view's bottom right corner
+    g.add("SaveImage", "Save correspondences", 5, images=sampler["correspondence"],
+          filename_prefix="e4e_toy_correspondence")
     g.outputs = [f"**Save result**: four pictures side by side, enlarged {TOY_ENLARGE:g} times without smoothing "
                  "(the creatures are 32 px): the reference, the target, the method's result and position "
                  "matching's result. Where the method's matching finds the right parts, its result has the "
