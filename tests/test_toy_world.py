@@ -77,6 +77,28 @@ def test_the_fixture_is_what_its_card_says(family):
     assert card["config"] == models.FAMILIES[family]["config"]
 
 
+def test_the_kept_training_stage_is_what_its_card_says(host):
+    """bench/toy_stages/: a toy kept for a later stage of training (not bundled): the file its card describes, at
+    most 5 MB, its stages' time within the 3 CPU-hours a toy may take, and it loads as trained (its card's
+    config) with a denoising loss far below random weights."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "toy_stages" / "flux_taught.safetensors"
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert path.stat().st_size == card["bytes"] <= 5 * 2**20
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
+    assert card["total_train_seconds"] == round(sum(st["train_seconds"] for st in card["stages"])) <= 3 * 3600
+    assert card["align"]["block"] == "single.4" and "taught the parts" in card["align"]["note"]
+    toy = models.load("flux", path)
+    net = toy.patcher.model.diffusion_model
+    assert (len(net.double_blocks), len(net.single_blocks)) == (card["config"]["depth"],
+                                                                card["config"]["depth_single_blocks"])
+    torch.manual_seed(0)
+    cond = models.conditioning("flux")
+    untrained = models.build("flux", seed=0)
+    with torch.no_grad():
+        trained_loss = train.eval_loss("flux", toy.patcher.model, net, toy.vae, cond, n=64)
+        random_loss = train.eval_loss("flux", untrained, untrained.diffusion_model, toy.vae, cond, n=64)
+    assert trained_loss < 0.2 * random_loss
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_fixture_is_trained(request, family):
     """Its denoising loss on fresh creatures is far below that of the same layout with random weights."""
