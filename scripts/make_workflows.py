@@ -462,11 +462,12 @@ def _scale(g: Graph, title: str, image, size: int, col: int):
                  crop=D["crop"])
 
 
-def _invert(g: Graph, title: str, model, pos, neg, latent, col: int, method: str | None = None):
-    """DDIM Invert Reference at the authors' settings; ``model``, ``pos``, ``neg``, ``latent``: output sockets."""
+def _invert(g: Graph, title: str, model, pos, neg, latent, col: int, method: str | None = None, s: dict = D):
+    """DDIM Invert Reference at the settings ``s`` (the authors', or a family's shipped ones); ``model``, ``pos``,
+    ``neg``, ``latent``: output sockets."""
     return g.add("E4EDDIMInvertReference", title, col, model=model, positive=pos, negative=neg,
-                 latent=latent, steps=D["steps"], skip_steps=D["skip_steps"], cfg=D["inversion_cfg"],
-                 method=method or D["method"], scheduler=D["scheduler"], seed=D["seed"])
+                 latent=latent, steps=s["steps"], skip_steps=s["skip_steps"], cfg=s["inversion_cfg"],
+                 method=method or s["method"], scheduler=s["scheduler"], seed=s["seed"])
 
 
 def _patch(g: Graph, model, ref_inv, tgt_inv, col: int, **extra):
@@ -753,10 +754,7 @@ def toy_world(specs: dict) -> Graph:
                    target_image=pair["target"], reference_image=pair["reference"])
     ref_lat = g.add("E4EToyVAEEncode", "Encode reference", 2, pixels=pair["reference"], toy_vae=toy["toy_vae"])
     tgt_lat = g.add("E4EToyVAEEncode", "Encode target", 2, pixels=pair["target"], toy_vae=toy["toy_vae"])
-    s = TOY
-    invs = [g.add("E4EDDIMInvertReference", title, 2, model=toy["model"], positive=toy["positive"],
-                  negative=toy["negative"], latent=lat[0], steps=s["steps"], skip_steps=s["skip_steps"],
-                  cfg=s["inversion_cfg"], method=s["method"], scheduler=s["scheduler"], seed=s["seed"])
+    invs = [_invert(g, title, toy["model"], toy["positive"], toy["negative"], lat[0], 2, s=TOY)
             for title, lat in ((T["invert_reference"], ref_lat), (T["invert_target"], tgt_lat))]
     g.group("Inversion", ref_lat, tgt_lat, *invs)
     patched = _toy_patch(g, T["patch"], toy, invs, masks, 3, method)

@@ -266,14 +266,19 @@ class CorrespondenceViewer {
     return { patch, widget, text: typeof v === "string" ? v : v == null ? "" : String(v) };
   }
 
-  /** Read the hints the patch node holds now (and where they go on the scene). */
-  readHints() {
-    let text = "";
+  /** The text of the patch node's hints widget now ("" without one; null when the graph cannot be read). */
+  hintsText() {
     try {
-      text = String(this.hintSource().widget?.value ?? "");
+      return String(this.hintSource().widget?.value ?? "");
     } catch (err) {
       warn("hints", err);
+      return null;
     }
+  }
+
+  /** Read the hints the patch node holds now (and where they go on the scene). */
+  readHints() {
+    const text = this.hintsText() ?? "";
     const { hints, error, errorPair } = parseHints(text);
     this.hintState = { text, hints, error, errorPair, markers: hintMarkers(hints, this.scene) };
     return this.hintState;
@@ -282,13 +287,8 @@ class CorrespondenceViewer {
   /** Repaint when the hints the patch node holds changed (a hand edit), e.g. from the node's draw hook. */
   syncHints() {
     if (!this.entry) return;
-    let text = "";
-    try {
-      text = String(this.hintSource().widget?.value ?? "");
-    } catch {
-      return;
-    }
-    if (text !== this.hintState.text) this.redraw();
+    const text = this.hintsText();
+    if (text !== null && text !== this.hintState.text) this.redraw();
   }
 
   say(notice) {
@@ -338,7 +338,7 @@ class CorrespondenceViewer {
     if (src.error) {
       this.setPending(null);
       this.say(src.error);
-      this.refresh();
+      this.refresh(); // the pending spot is gone even when the notice is the same
       return;
     }
     if (spot.kind === "target") {
