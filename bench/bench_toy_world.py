@@ -19,7 +19,6 @@ method's outputs, or another variant's with ``--figure-variant``).
 
 from __future__ import annotations
 
-import ast
 import sys
 import time
 from pathlib import Path
@@ -36,15 +35,31 @@ def variants(ev):
     return {"method": ev.METHOD, "oracle": ev.ORACLE, **by_name}
 
 
-def parse_sets(items):
+def parse_sets(items, defaults: dict) -> dict:
+    """``--set NAME=VALUE`` items as settings, each VALUE read as the type of NAME's shipped default (a bool from
+    true/false, yes/no, on/off or 1/0; a number; text): "adain=false" turns AdaIN off (it once stayed on, the text
+    "false" being truthy). A name the pipeline does not have, or a value its type cannot read, is refused."""
     out = {}
     for item in items or []:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or key not in defaults:
+            raise SystemExit(f"--set {item!r}: write NAME=VALUE with NAME one of {sorted(defaults)}")
+        kind = type(defaults[key])
+        word = value.strip().lower()
+        if kind is bool:
+            if word not in BOOLS:
+                raise SystemExit(f"--set {item!r}: {key} is on or off; write {key}=true or {key}=false")
+            out[key] = BOOLS[word]
+            continue
         try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+            out[key] = kind(value) if kind in (int, float) else value
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise SystemExit(f"--set {item!r}: {key} is {what} (shipped: {defaults[key]!r})") from None
     return out
+
+
+BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
 def main(argv=None):
@@ -69,7 +84,7 @@ def main(argv=None):
 
     random_toy = models.load(args.family, untrained=True) if "random_weights" in chosen else None
     settings = ev.shipped_defaults(args.family)
-    settings.update(parse_sets(args.set))
+    settings.update(parse_sets(args.set, settings))
     table = variants(ev)
     cache = {}
     reports = {}

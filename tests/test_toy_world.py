@@ -288,3 +288,19 @@ def test_random_stripes_keep_each_parts_colour_and_tell_nothing_of_the_part():
     assert sum(shifts) / len(shifts) < 0.04 and max(shifts) <= 0.25
     with pytest.raises(ValueError, match="stripes:A"):
         world.pattern_spec("stripes:")
+
+
+def test_the_benchmarks_settings_are_read_as_their_types_and_unknown_ones_refused():
+    """``bench_toy_world.py --set``: "adain=false" turns AdaIN off (the text "false" once kept it on), numbers
+    come as the setting's type, and a misspelt name or an unreadable value stops the run before any work."""
+    bench = _bench("bench_toy_world")
+    defaults = ev.shipped_defaults("flux")
+    got = bench.parse_sets(["adain=false", "skip_steps=4", "start_percent=0", "custom_layers=double.0-1"], defaults)
+    assert got == {"adain": False, "skip_steps": 4, "start_percent": 0.0, "custom_layers": "double.0-1"}
+    assert type(got["start_percent"]) is float and bench.parse_sets(["adain=On"], defaults) == {"adain": True}
+    with pytest.raises(SystemExit, match="adian=false.*adain"):
+        bench.parse_sets(["adian=false"], defaults)
+    with pytest.raises(SystemExit, match="adain=true or adain=false"):
+        bench.parse_sets(["adain=maybe"], defaults)
+    with pytest.raises(SystemExit, match="skip_steps is an integer"):
+        bench.parse_sets(["skip_steps=four"], defaults)
