@@ -82,13 +82,15 @@ def main(argv=None):
     from toy_tools import evaluate as ev
     from toy_tools import models
 
-    random_toy = models.load(args.family, untrained=True) if "random_weights" in chosen else None
+    # the same layout as the toy (its card's config), with fresh random weights
+    random_toy = models.load(args.family, untrained=True, config=toy.card.get("config")) \
+        if "random_weights" in chosen else None
     settings = ev.shipped_defaults(args.family)
     settings.update(parse_sets(args.set, settings))
     table = variants(ev)
     cache = {}
     reports = {}
-    print(f"toy {args.family}: {toy.card.get('parameters', '?')} parameters, trained {toy.card.get('steps', '?')} "
+    print(f"toy {args.toy}: {toy.card.get('parameters', '?')} parameters, trained {toy.card.get('steps', '?')} "
           f"steps; {args.pairs} held-out pairs (seed {args.seed}); settings {settings}", flush=True)
     for name in chosen:
         t0 = time.time()
@@ -113,7 +115,7 @@ def main(argv=None):
             print_correspondence(reports[name], table[name].name)
     if args.csv is not None and "method" in reports:
         args.csv.mkdir(parents=True, exist_ok=True)
-        path = args.csv / f"toy_{args.family}_correspondence.csv"
+        path = args.csv / f"toy_{args.toy}_correspondence.csv"
         with path.open("w") as f:
             f.write("step,layer,same_part,pck\n")
             for (step, layer), (a, b) in reports["method"].corr_table().items():

@@ -41,10 +41,13 @@ def toy_parser(doc: str, pairs: int):
     """The options the toy-world benchmarks share: which trained toy, and which held-out creatures."""
     import argparse
 
+    from toy_tools import models
     from toy_tools.train import pattern_arg
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--family", choices=("sd1", "flux"), default="sd1")
+    ap.add_argument("--family", choices=tuple(models.TOYS), default="sd1",
+                    help="which bundled toy: sd1, flux, or flux_taught (the Flux toy with both halves, of the flux "
+                         "family: its settings are Flux's)")
     ap.add_argument("--weights", type=Path, default=None, help="another trained fixture of the family")
     ap.add_argument("--pairs", type=int, default=pairs)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the held-out pairs (training never uses it)")
@@ -56,11 +59,13 @@ def toy_parser(doc: str, pairs: int):
 
 def toy_and_pairs(args):
     """``(toy, (reference, target))``: the toy model of ``toy_parser``'s options, on the host found as the demo
-    finds it, and its held-out pairs, drawn in the world it was trained on."""
+    finds it, and its held-out pairs, drawn in the world it was trained on. ``args.family`` becomes the toy's
+    family (``flux_taught`` -> ``flux``: the family's settings and levels), ``args.toy`` the toy's name."""
     torch.set_num_threads(args.threads)
     from toy_tools import models, world
 
     toy = models.load(args.family, path=args.weights)
+    args.toy, args.family = args.family, toy.family
     pattern = toy.pattern if args.pattern is None else args.pattern
     return toy, world.pairs(args.pairs, args.seed, pattern=pattern)
 
