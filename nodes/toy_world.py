@@ -26,8 +26,8 @@ class ToyModel:
 
     @classmethod
     def INPUT_TYPES(cls):
-        bundled = [f for f in models.FAMILIES if models.weights_path(f).is_file()] or ["sd1"]
-        return {"required": {"family": (bundled, {"default": "sd1", "tooltip": "sd1: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is no better than chance. README, The toy world."})}}
+        bundled = [t for t in models.TOYS if models.weights_path(t).is_file()] or ["sd1"]
+        return {"required": {"family": (bundled, {"default": "sd1", "tooltip": "Which bundled toy. sd1: ComfyUI's UNet with SD1.5's block layout (eps, SD1.5's schedule); its matching finds parts, its attention carries no colour. flux: ComfyUI's Flux (rectified flow, guidance 3.5; invert and sample with the Flux settings: 28 steps, simple, cfg 1); its attention carries colour, its matching is no better than chance. flux_taught: a deeper Flux layout whose matching block was taught the parts and whose attention was taught to carry colour, so the whole method shows (the Flux settings). README, The toy world."})}}
 
     def load(self, family):
         import comfy.model_management

@@ -115,10 +115,10 @@ RUN = _load_runner()
 D, T = RUN.DEFAULTS, RUN.TITLES
 FAMILIES = importlib.import_module("e4e_headless.settings").FAMILIES  # the family registry (loaded by the runner)
 
-# The toy world template: the toy model's family (a bundled toy_world/weights/<family>_toy.safetensors) and every
-# inversion, patch and sampler setting from that family's shipped settings (the registry's: "sd1" the authors' SD
-# schedule, "flux" the Flux one, its guidance in the toy's own conditioning)
-TOY_FAMILY = "sd1"
+# The toy world template: the bundled toy (toy_world/weights/<name>_toy.safetensors; "flux_taught", the toy on which
+# both halves of the method work) and every inversion, patch and sampler setting from its family's shipped settings
+# (the registry's: "sd1" the authors' SD schedule, "flux" the Flux one, its guidance in the toy's own conditioning)
+TOY_NAME, TOY_FAMILY = "flux_taught", "flux"  # toy_world.models.TOYS maps the one to the other (a test keeps it so)
 TOY = FAMILIES.shipped_settings(TOY_FAMILY)
 TOY_ENLARGE = 8.0  # the sheet's nearest-neighbour enlargement (the creatures are 32 px)
 TOY_SHEET_WIDTH = 640  # the node that shows the sheet (four pictures side by side), in the graph's last column
@@ -705,7 +705,8 @@ def wan_t2v(specs: dict) -> Graph:
 
 def _toy_words(family: str) -> tuple[str, str]:
     """The toy model of ``family`` in words, and its shipped schedule (``TOY``) in words, for the Note."""
-    layout = {"sd1": "SD1.5-layout UNet", "flux": "Flux-layout transformer"}.get(family, f"{family}-layout")
+    layout = {"sd1": "SD1.5-layout UNet", "flux": "Flux-layout transformer",
+              "flux_taught": "Flux-layout transformer (its matching block taught the parts)"}.get(family, family)
     sched = (f"{TOY['steps']} steps of the {TOY['scheduler']} schedule, {TOY['skip_steps']} skipped, "
              f"CFG {TOY['cfg']:g}")
     if TOY["guidance"] is not None:
@@ -733,11 +734,11 @@ def _toy_sampler(g: Graph, title: str, toy, patched, pair, col: int) -> Node:
 
 
 def toy_world(specs: dict) -> Graph:
-    """The demo: the bundled toy model (TOY_FAMILY) and two generated creatures; runs anywhere, in seconds on a CPU.
+    """The demo: the bundled toy model (TOY_NAME) and two generated creatures; runs anywhere, in seconds on a CPU.
     The method and position matching side by side, on the same inversions and masks, so that the eye can judge
     what the matching does."""
     method, baseline = specs["E4ESemanticMatchPatch"]["input"]["optional"]["matching"][0][:2]
-    layout, schedule = _toy_words(TOY_FAMILY)
+    layout, schedule = _toy_words(TOY_NAME)
     g = Graph("toy_world",
               f"A transfer on the small {layout} this pack trained on its toy world of creatures (bundled): the "
               "target creature keeps its shape and pose and takes the reference's colours part by part (head from "
@@ -747,7 +748,7 @@ def toy_world(specs: dict) -> Graph:
               "nothing is matched), so the sheet shows what the matching does. The family's shipped settings: "
               f"{schedule}. Change the seed for another pair.", specs,
               "No download: a toy creature takes another's colours.")
-    toy = g.add("E4EToyModel", "Toy model", 1, family=TOY_FAMILY)
+    toy = g.add("E4EToyModel", "Toy model", 1, family=TOY_NAME)
     pair = g.add("E4EToyCreatures", "Toy creatures", 1)  # the node's default pair
     g.group("Model, images", toy, pair)
     masks = _masks(g, 1, preview=False, width=0, height=0, target_mask=pair["target_mask"], reference_mask=pair["reference_mask"],

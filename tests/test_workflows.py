@@ -263,17 +263,20 @@ def test_authors_defaults(name, runner):
 
 
 def _check_toy_world(prompt: dict):
-    """The bundled toy model of make_workflows.TOY_FAMILY and its own prompt; every inversion, patch and sampler
-    setting the family's shipped one (the registry's); the method and position matching on the same inversions and
+    """The bundled toy model make_workflows.TOY_NAME (of the family TOY_FAMILY) and its own prompt; every inversion,
+    patch and sampler setting the family's shipped one (the registry's); the method and position matching on the same inversions and
     masks, each with its sampler and decoder, into one sheet: reference | target | result | position matching."""
     module = es.make_workflows()
-    family = module.TOY_FAMILY
+    family, name = module.TOY_FAMILY, module.TOY_NAME
+    from toy_tools import models as toy_models
+
+    assert toy_models.TOYS[name] == family
     shipped = module.FAMILIES.shipped_settings(family)
     by_class = {}
     for node_id, node in prompt.items():
         by_class.setdefault(node["class_type"], []).append((node_id, node["inputs"]))
-    assert "CheckpointLoaderSimple" not in by_class and [i for _, i in by_class["E4EToyModel"]] == [{"family": family}]
-    assert (es.REPO / "toy_world" / "weights" / f"{family}_toy.safetensors").is_file()
+    assert "CheckpointLoaderSimple" not in by_class and [i for _, i in by_class["E4EToyModel"]] == [{"family": name}]
+    assert (es.REPO / "toy_world" / "weights" / f"{name}_toy.safetensors").is_file()
     invs = [i for _, i in by_class["E4EDDIMInvertReference"]]
     assert len(invs) == 2
     for inputs in invs:
