@@ -70,10 +70,7 @@ def flux(host):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_fixture_is_what_its_card_says(family):
-    path = models.weights_path(family)
-    card = json.loads(path.with_suffix(".json").read_text())
-    assert path.stat().st_size == card["bytes"] <= 5 * 2**20
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
+    card = _checked_card(family)
     for key in ("config", "seed", "steps", "final_train_loss", "eval_loss", "train_seconds", "parameters"):
         assert key in card, key
     assert card["config"] == models.FAMILIES[family]["config"]
@@ -83,15 +80,31 @@ def test_the_fixture_is_what_its_card_says(family):
 def test_the_fixture_is_trained(request, family):
     """Its denoising loss on fresh creatures is far below that of the same layout with random weights."""
     toy = request.getfixturevalue({"sd1": "toy", "flux": "flux"}[family])  # the module's loaded fixtures
+    trained_loss, random_loss = _losses(toy)
+    assert trained_loss < 0.2 * random_loss
+
+
+def _checked_card(toy: str) -> dict:
+    """The card of the bundled toy ``toy``, after checking that the file is the one it describes (at most 5 MB)."""
+    path = models.weights_path(toy)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert path.stat().st_size == card["bytes"] <= 5 * 2**20
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
+    return card
+
+
+def _losses(toy) -> tuple[float, float]:
+    """``(trained, random)``: the toy's denoising loss on fresh creatures, and that of its layout (its card's
+    config) with random weights."""
     torch.manual_seed(0)
     net = toy.patcher.model.diffusion_model
-    untrained = models.build(family, seed=0)
-    cond = models.conditioning(family)
+    untrained = models.build(toy.family, seed=0, config=toy.card.get("config"))
+    cond = models.conditioning(toy.family)
     with torch.no_grad():
-        trained_loss = train.eval_loss(family, toy.patcher.model, net, toy.vae, cond, n=64)
-        random_loss = train.eval_loss(family, untrained, untrained.diffusion_model, toy.vae, cond, n=64)
-    print(f"{family}: denoising loss on fresh creatures: trained {trained_loss:.4f}, random weights {random_loss:.4f}")
-    assert trained_loss < 0.2 * random_loss
+        trained = train.eval_loss(toy.family, toy.patcher.model, net, toy.vae, cond, n=64)
+        random = train.eval_loss(toy.family, untrained, untrained.diffusion_model, toy.vae, cond, n=64)
+    print(f"{toy.family}: denoising loss on fresh creatures: trained {trained:.4f}, random weights {random:.4f}")
+    return trained, random
 
 
 def test_matching_finds_the_same_part_far_more_often_than_positions(toy, pairs, settings, inversions, method):
@@ -318,22 +331,14 @@ def test_the_taught_toy_is_what_its_card_says(taught):
     """toy_world/weights/flux_taught_toy.*: the file its card describes (at most 5 MB), its stages' time within
     the 3 CPU-hours a toy may take, the card saying plainly that its features were taught the parts and its
     attention taught to carry colour; the layout its card gives, trained far below random weights."""
-    path = models.weights_path("flux_taught")
-    card = json.loads(path.with_suffix(".json").read_text())
-    assert path.stat().st_size == card["bytes"] <= 5 * 2**20
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
+    card = _checked_card("flux_taught")
     assert card["total_train_seconds"] == round(sum(st["train_seconds"] for st in card["stages"])) <= 3 * 3600
     assert card["align"]["block"] == "single.4" and "taught the parts" in card["align"]["note"]
     assert "taught to carry appearance" in card["teach_transfer"]["note"]
     net = taught.patcher.model.diffusion_model
     assert (len(net.double_blocks), len(net.single_blocks)) == (card["config"]["depth"],
                                                                 card["config"]["depth_single_blocks"]) == (2, 10)
-    torch.manual_seed(0)
-    cond = models.conditioning("flux")
-    untrained = models.build("flux", seed=0, config=card["config"])
-    with torch.no_grad():
-        trained_loss = train.eval_loss("flux", taught.patcher.model, net, taught.vae, cond, n=64)
-        random_loss = train.eval_loss("flux", untrained, untrained.diffusion_model, taught.vae, cond, n=64)
+    trained_loss, random_loss = _losses(taught)
     assert trained_loss < 0.2 * random_loss
 
 
